@@ -1,0 +1,3 @@
+"""dse: design-space exploration of per-layer bit widths (problem-agnostic framework; never imports torch)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,20 @@
+"""Uniform random genomes: the baseline every comparison needs."""
+
+from __future__ import annotations
+
+from dse.algorithms.base import Algorithm, SearchContext
+from dse.registry import ALGORITHMS
+
+
+@ALGORITHMS.register("random")
+class RandomSearch(Algorithm):
+    def _run(self, ctx: SearchContext) -> None:
+        rng = ctx.rng()
+        size = ctx.space.size()
+        stale = 0
+        while ctx.evaluator.remaining > 0 and stale < 1000:
+            before = ctx.evaluator.used
+            ctx.evaluator.evaluate(ctx.space.random(rng, 1))
+            stale = stale + 1 if ctx.evaluator.used == before else 0
+            if ctx.evaluator.used >= size:  # every configuration seen
+                return

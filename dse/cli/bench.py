@@ -1,0 +1,36 @@
+"""`dse bench CONFIG`: what one evaluation costs compared with the float forward pass."""
+
+from __future__ import annotations
+
+import argparse
+
+from dse.cli.common import config_from_args
+from dse.errors import DseError
+from dse.runner import build_setup
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time candidate evaluations against the float forward pass")
+    p.add_argument("config", help="experiment YAML file")
+    p.add_argument("--candidates", type=int, default=10, help="random configurations to time")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.candidates < 1 or args.repeats < 1:
+        raise DseError("--candidates and --repeats must be at least 1")
+    cfg = config_from_args(args)
+    setup = build_setup(cfg, progress=True)
+    if not hasattr(setup.problem, "benchmark"):
+        raise DseError(f"problem {cfg.experiment.problem!r} has no benchmark")
+    import numpy as np
+
+    genomes = setup.space.random(np.random.default_rng(args.seed), args.candidates)
+    result = setup.problem.benchmark([setup.space.decode(g) for g in genomes], args.repeats)
+    width = max(map(len, result))
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v:.6g}")
+    print(f"evaluation / float forward = {result['ratio_evaluation_to_float']:.3f}")
+    return 0

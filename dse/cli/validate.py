@@ -1,0 +1,28 @@
+"""`dse validate CONFIG`: check a file (fields, names of model/data/algorithm) without running it."""
+
+from __future__ import annotations
+
+import argparse
+
+import dse.algorithms  # noqa: F401 - registers the built-in algorithms
+from dse.cli.common import config_from_args
+from dse.registry import PROBLEMS
+from dse.runner import get_algorithm
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check an experiment config without running it")
+    p.add_argument("config", help="experiment YAML file")
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    get_algorithm(cfg)
+    problem_cls = PROBLEMS.problem_class(cfg.experiment.problem)
+    problem_cls.check_config(cfg)
+    print(
+        f"{args.config}: ok (experiment {cfg.experiment.name!r}, algorithm {cfg.algorithm.name}, "
+        f"run folder {cfg.run_dir()})"
+    )
+    return 0

@@ -1,0 +1,96 @@
+"""Append-only run journal: one JSON line per event, flushed and fsync'ed as it happens.
+
+Follows Optuna's JournalFileStorage: the journal is the only record of a run; every table and plot
+is derived from it, and resuming a run is replaying it. A last line cut short by a crash is
+skipped with a warning; a corrupt line elsewhere is an error (the file was edited, not crashed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dse.errors import DseError
+from dse.evaluation import Evaluation
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.events: list[dict[str, Any]] = list(read_events(self.path)) if self.path.exists() else []
+        self._repair_tail()
+        self._fh = None
+
+    def _repair_tail(self) -> None:
+        """Drop a torn last line so the next append starts on a fresh line."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            with open(self.path, "r+b") as fh:
+                fh.truncate(keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def append(self, event: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
+        line = json.dumps(event, allow_nan=False, separators=(",", ":"))
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.events.append(event)
+
+    def append_evaluation(self, ev: Evaluation) -> None:
+        self.append({"event": "eval", **ev.to_json()})
+
+    def evaluations(self) -> list[Evaluation]:
+        return [Evaluation.from_json(e) for e in self.events if e.get("event") == "eval"]
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    lines = Path(path).read_bytes().split(b"\n")
+    last = len(lines) - 1
+    for i, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            if i == last:  # no newline after it: the process died while writing it
+                warnings.warn(f"{path}: skipped a truncated last line (an interrupted write)", stacklevel=2)
+                continue
+            raise DseError(f"{path}: line {i + 1} is corrupt (not a JSON object)") from None
+        yield event
+
+
+def load_evaluations(run_dir: Path) -> list[Evaluation]:
+    """Evaluations of a finished or interrupted run, for commands that read runs (plot, compare, ...)."""
+    path = Path(run_dir) / JOURNAL_NAME
+    if not path.is_file():
+        raise DseError(f"{path}: not found (is {run_dir} a run folder?)")
+    try:
+        return [Evaluation.from_json(e) for e in read_events(path) if e.get("event") == "eval"]
+    except (KeyError, TypeError) as e:
+        raise DseError(f"{path}: an evaluation record is malformed ({e})") from None

@@ -1,0 +1,157 @@
+"""Config sections of the layer-wise quantization problem (plain data: no torch here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dse.config import ExperimentConfig, Section
+
+
+class ModelSection(Section):
+    name: str = Field("resnet20", description="registered model name, or 'package.module:factory'")
+    options: dict[str, Any] = Field(default_factory=dict, description="factory keyword arguments")
+    checkpoint: Path | None = Field(None, description="state_dict file; none = train and cache a baseline")
+
+
+class DataSection(Section):
+    name: str = "digits"
+    seed: int = Field(0, ge=0, description="seeds the split, baseline training and calibration sampling")
+    root: Path | None = Field(None, description="folder of on-disk datasets (cifar10: cifar-10-batches-py)")
+    image_size: int = Field(16, ge=4, le=256, description="digits: images are upsampled to this size")
+    options: dict[str, Any] = Field(default_factory=dict, description="dataset-specific keyword arguments")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    calib_samples: int = Field(128, ge=1, description="taken from the training part, disjoint from train")
+    min_calib_samples: int = Field(16, ge=1)
+    batch_size: int = Field(512, ge=1, description="evaluation batch size")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataSection:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% for training")
+        if self.calib_samples < self.min_calib_samples:
+            raise ValueError(
+                f"calib_samples={self.calib_samples} is below min_calib_samples={self.min_calib_samples}"
+            )
+        return self
+
+
+class TrainingSection(Section):
+    """How the float baseline is trained when no checkpoint is given."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+Calibrator = Literal["max", "percentile", "mse"]
+
+
+class WeightQuantSection(Section):
+    per_channel: bool = True
+    calibrator: Calibrator = "max"
+
+
+class ActivationQuantSection(Section):
+    calibrator: Calibrator = "percentile"
+    percentile: float = Field(99.99, gt=50, le=100)
+    types: list[str] = Field(
+        default_factory=lambda: ["ReLU", "Linear"],
+        description="module class names whose outputs are quantized",
+    )
+    names: str | None = Field(
+        None, description="regex; modules whose qualified name matches are quantized too"
+    )
+    input: bool = Field(True, description="quantize the model input")
+
+    @field_validator("names")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"invalid regex {v!r}: {e}") from None
+        return v
+
+
+class QuantizationSection(Section):
+    format: Literal["affine", "fixed_point"] = "affine"
+    fold_bn: bool = Field(True, description="fold BatchNorm into the preceding conv before quantizing")
+    weights: WeightQuantSection = Field(default_factory=WeightQuantSection)
+    activations: ActivationQuantSection = Field(default_factory=ActivationQuantSection)
+    weight_bits: int = Field(8, ge=1, le=32, description="bits of weight quantizers that are not searched")
+    activation_bits: int = Field(8, ge=1, le=32, description="bits of activation quantizers not searched")
+
+
+class BitsSpec(Section):
+    """Bit choices of one kind of quantizer: `bounds: [lo, hi]` or an explicit `choices` list."""
+
+    bounds: tuple[int, int] | None = None
+    choices: list[int] | None = None
+    include: str | None = Field(None, description="regex on layer names; default all")
+    exclude: str | None = Field(None, description="regex on layer names to leave at the default bits")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BitsSpec:
+        if (self.bounds is None) == (self.choices is None):
+            raise ValueError("give exactly one of bounds: [lo, hi] or choices: [...]")
+        values = list(self.bounds) if self.bounds is not None else list(self.choices or [])
+        if not values:
+            raise ValueError("choices is empty")
+        bad = [b for b in values if not 1 <= b <= 32]
+        if bad:
+            raise ValueError(f"bits {bad[0]} outside 1-32")
+        if self.bounds is not None and self.bounds[0] > self.bounds[1]:
+            raise ValueError(f"bounds lo={self.bounds[0]} > hi={self.bounds[1]}")
+        for rx in (self.include, self.exclude):
+            if rx is not None:
+                try:
+                    re.compile(rx)
+                except re.error as e:
+                    raise ValueError(f"invalid regex {rx!r}: {e}") from None
+        return self
+
+    def values(self) -> list[int]:
+        if self.choices is not None:
+            return sorted(set(self.choices))
+        lo, hi = self.bounds  # type: ignore[misc]
+        return list(range(lo, hi + 1))
+
+
+class SearchSpaceSection(Section):
+    weights: BitsSpec | None = Field(default_factory=lambda: BitsSpec(choices=[2, 3, 4, 5, 6, 8]))
+    activations: BitsSpec | None = None
+    ties: dict[str, str] = Field(
+        default_factory=dict,
+        description="variable name -> regex; the searched quantizers it matches share one bit width",
+    )
+
+    @model_validator(mode="after")
+    def _something_searched(self) -> SearchSpaceSection:
+        if self.weights is None and self.activations is None:
+            raise ValueError("empty search space: search weights, activations or both")
+        for name, rx in self.ties.items():
+            try:
+                re.compile(rx)
+            except re.error as e:
+                raise ValueError(f"ties.{name}: invalid regex {rx!r}: {e}") from None
+        return self
+
+
+class QuantizationConfig(ExperimentConfig):
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection = Field(default_factory=DataSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    quantization: QuantizationSection = Field(default_factory=QuantizationSection)
+    search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
+
+    @classmethod
+    def known_metrics(cls) -> set[str]:
+        return {"accuracy", "total_bits", "weight_bits", "bops", "qerror"}

@@ -1,0 +1,213 @@
+"""`LayerwiseQuantizationProblem`: one integer variable per searched quantizer (or tied group).
+
+The model is converted and calibrated once; an evaluation flips bits in place and runs the
+validation split. Size metrics are arithmetic on per-layer statistics measured once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dse.errors import DseError
+from dse.problem import Problem, Variable
+from problems.quantization.bench import benchmark
+from problems.quantization.config import BitsSpec, QuantizationConfig
+from problems.quantization.evaluation import ModelEvaluator
+from problems.quantization.qmodel import QuantizedModel
+from problems.quantization.setup import prepare_baseline
+
+WEIGHT, ACT = "w:", "a:"
+
+
+class LayerwiseQuantizationProblem(Problem):
+    METRICS: ClassVar[dict[str, Any]] = {
+        "accuracy": "max",
+        "total_bits": "min",
+        "weight_bits": "min",
+        "bops": "min",
+        "qerror": "min",
+    }
+    COST_METRICS = frozenset({"total_bits", "weight_bits", "bops"})
+
+    def __init__(
+        self,
+        qmodel: QuantizedModel,
+        engine: ModelEvaluator,
+        cfg: QuantizationConfig,
+        baseline: dict[str, float],
+        stats: dict[str, dict[str, Any]],
+        float_model: nn.Module,
+    ) -> None:
+        self.float_model = float_model
+        self.qmodel = qmodel
+        self.engine = engine
+        self.cfg = cfg
+        self.baseline = baseline
+        self.stats = stats
+        q = cfg.quantization
+        self.default_bits = {
+            **{WEIGHT + n: q.weight_bits for n in qmodel.weight_quantizers},
+            **{ACT + n: q.activation_bits for n in qmodel.act_quantizers},
+        }
+        self.variables = _variables(cfg, list(qmodel.weight_quantizers), list(qmodel.act_quantizers))
+        self._members = {v.name: v.members for v in self.variables}
+        self._qerror_worst: float | None = None
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: QuantizationConfig) -> None:
+        """Cheap checks for `dse validate`: names that must exist, files that must be there."""
+        from problems.quantization.data import DATASETS
+        from problems.quantization.models import MODELS
+
+        if ":" not in cfg.model.name and cfg.model.name not in MODELS:
+            raise DseError(
+                f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(MODELS.names())}"
+            )
+        if cfg.data.name not in DATASETS:
+            raise DseError(
+                f"data.name: unknown dataset {cfg.data.name!r}; known: {', '.join(DATASETS.names())}"
+            )
+        if cfg.model.checkpoint is not None and not cfg.model.checkpoint.is_file():
+            raise DseError(f"model.checkpoint: {cfg.model.checkpoint} not found")
+        if cfg.data.root is not None and not cfg.data.root.exists():
+            raise DseError(f"data.root: {cfg.data.root} not found")
+
+    @classmethod
+    def from_config(cls, cfg: QuantizationConfig, progress: bool = True) -> LayerwiseQuantizationProblem:
+        cls.check_config(cfg)
+        if cfg.experiment.threads:
+            torch.set_num_threads(cfg.experiment.threads)
+        model, splits, baseline = prepare_baseline(cfg, progress=progress)
+        q = cfg.quantization
+        qmodel = QuantizedModel(
+            model,
+            act_types=q.activations.types,
+            act_names=q.activations.names,
+            quantize_input=q.activations.input,
+            fold_bn=q.fold_bn,
+            weight_per_channel=q.weights.per_channel,
+            weight_calibrator=q.weights.calibrator,
+            act_calibrator=q.activations.calibrator,
+            percentile=q.activations.percentile,
+            weight_bits=q.weight_bits,
+            act_bits=q.activation_bits,
+        )
+        calib = splits.calib.x
+        bs = cfg.data.batch_size
+        qmodel.calibrate(
+            (calib[i : i + bs] for i in range(0, len(calib), bs)), min_samples=cfg.data.min_calib_samples
+        )
+        stats = qmodel.layer_stats(calib[:1])
+        engine = ModelEvaluator(qmodel, splits, bs)
+        return cls(qmodel, engine, cfg, baseline, stats, model)
+
+    # -- the problem protocol -------------------------------------------------------------------
+    def reference(self) -> dict[str, float]:
+        return dict(self.baseline)
+
+    def bounds(self, metric: str) -> tuple[float, float] | None:
+        if metric == "qerror":  # worst = every searched quantizer at its lowest choice
+            if self._qerror_worst is None:
+                lowest = {v.name: v.choices[0] for v in self.variables}
+                self._qerror_worst = self.evaluate(lowest, ["qerror"])["qerror"]
+            return 0.0, self._qerror_worst
+        return None
+
+    def fingerprint(self) -> dict[str, Any]:
+        c = self.cfg.model_dump(mode="json")
+        keep = ("model", "data", "training", "quantization", "search_space", "constraints", "objectives")
+        return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
+
+    def unit_bits(self, values: Mapping[str, int]) -> dict[str, int]:
+        """Bits of every quantizer ("w:layer" / "a:layer"): searched ones from `values`, others default."""
+        bits = dict(self.default_bits)
+        for var, value in values.items():
+            for unit in self._members[var]:
+                bits[unit] = int(value)
+        return bits
+
+    def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
+        bits = self.unit_bits(values)
+        out = self.costs(bits, values)
+        wanted = {m: out[m] for m in metrics if m in out}
+        if "accuracy" in metrics or "qerror" in metrics:
+            self.apply(bits)
+            if "accuracy" in metrics:
+                wanted["accuracy"] = self.engine.accuracy()
+            if "qerror" in metrics:
+                wanted["qerror"] = self.engine.qerror()
+        return wanted
+
+    def apply(self, bits: Mapping[str, int]) -> None:
+        """Set every quantizer's bits in place (no rebuild, no copy)."""
+        self.qmodel.set_bits(
+            weights={u[2:]: b for u, b in bits.items() if u.startswith(WEIGHT)},
+            activations={u[2:]: b for u, b in bits.items() if u.startswith(ACT)},
+        )
+
+    def costs(self, bits: Mapping[str, int], values: Mapping[str, int]) -> dict[str, float]:
+        weight_bits = 0.0
+        bops = 0.0
+        for name, st in self.stats.items():
+            wb = bits[WEIGHT + name]
+            weight_bits += st["params"] * wb
+            feed = st.get("act_input")
+            ab = bits.get(ACT + feed, self.cfg.quantization.activation_bits) if feed else 32
+            bops += st["macs"] * wb * ab
+        total = sum(bits[u] for v in values for u in self._members[v])
+        return {"total_bits": float(total), "weight_bits": weight_bits, "bops": bops}
+
+    def benchmark(self, candidates: list[dict[str, int]], repeats: int = 3) -> dict[str, float]:
+        """Float forward vs. one candidate evaluation, interleaved on the same batches and threads."""
+        return benchmark(self, candidates, repeats)
+
+
+def _variables(cfg: QuantizationConfig, weights: list[str], acts: list[str]) -> list[Variable]:
+    """Searched units in model order, grouped by the ties (a tie takes its first member's place)."""
+    ss = cfg.search_space
+    units: list[tuple[str, tuple[int, ...]]] = []
+    for prefix, names, spec in ((WEIGHT, weights, ss.weights), (ACT, acts, ss.activations)):
+        if spec is None:
+            continue
+        chosen = [n for n in names if _selected(n, spec)]
+        if not chosen:
+            raise DseError(
+                f"search_space.{'weights' if prefix == WEIGHT else 'activations'}: "
+                f"include/exclude leave no quantizer to search (known: {', '.join(names[:6])} ...)"
+            )
+        choices = tuple(spec.values())
+        if cfg.quantization.format == "affine" and choices[0] < 2:
+            raise DseError(f"search_space: affine quantizers need at least 2 bits, got {choices[0]}")
+        units += [(prefix + n, choices) for n in chosen]
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    order: list[str] = []
+    for unit, choices in units:
+        tie = next((t for t, rx in ss.ties.items() if re.search(rx, unit[2:])), None)
+        key = tie or unit
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((unit, choices))
+    for tie in ss.ties:
+        if tie not in groups:
+            raise DseError(f"search_space.ties.{tie}: the pattern matches no searched quantizer")
+    variables = []
+    for key in order:
+        members = groups[key]
+        common = sorted(set.intersection(*(set(c) for _, c in members)))
+        if not common:
+            raise DseError(f"search_space.ties.{key}: weights and activations in the tie share no bit choice")
+        variables.append(Variable(key, tuple(common), tuple(u for u, _ in members)))
+    return variables
+
+
+def _selected(name: str, spec: BitsSpec) -> bool:
+    if spec.include is not None and not re.search(spec.include, name):
+        return False
+    return not (spec.exclude is not None and re.search(spec.exclude, name))
