@@ -74,8 +74,8 @@ def normalization_for(
             b, w = (lo[name], hi[name]) if sense == "min" else (hi[name], lo[name])
         elif bounds is not None:
             b, w = bounds
-        elif name == "accuracy":
-            b = problem.reference().get("accuracy", 100.0)
+        elif name == "accuracy":  # best is a perfect score, so no run can pass it (HV stays bounded)
+            b = 100.0
             w = constraint.threshold if constraint.threshold is not None else 0.0
         else:
             raise ValueError(f"no normalisation bounds for objective {name!r}")

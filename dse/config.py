@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dse.errors import ConfigError
 
@@ -66,21 +66,16 @@ class ExperimentConfig(Section):
 
     @field_validator("objectives")
     @classmethod
-    def _distinct_objectives(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"objectives repeat a name: {v}")
+    def _check_objectives(cls, v: list[str]) -> list[str]:
         if not v:
             raise ValueError("at least one objective is needed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"objectives repeat a name: {v}")
+        known = cls.known_metrics()
+        bad = [o for o in v if known is not None and o not in known]
+        if bad:
+            raise ValueError(f"unknown objective {bad[0]!r}; known: {', '.join(sorted(known or ()))}")
         return v
-
-    @model_validator(mode="after")
-    def _known_objectives(self) -> ExperimentConfig:
-        known = self.known_metrics()
-        if known is not None:
-            bad = [o for o in self.objectives if o not in known]
-            if bad:
-                raise ValueError(f"unknown objective {bad[0]!r}; known: {', '.join(sorted(known))}")
-        return self
 
     @classmethod
     def known_metrics(cls) -> set[str] | None:

@@ -38,6 +38,7 @@ class Evaluator:
         budget: int,
         timeout: float | None = None,
         on_result: Callable[[Evaluation], None] | None = None,
+        memo: dict[tuple[int, ...], Evaluation] | None = None,
     ) -> None:
         self.problem = problem
         self.space = space
@@ -47,6 +48,8 @@ class Evaluator:
         self.budget = budget
         self.timeout = timeout
         self.on_result = on_result
+        # Shared across the runs of one comparison: key -> the first successful evaluation of that config.
+        self.memo = memo
         cost = set(problem.COST_METRICS)
         self.metrics = list(dict.fromkeys([*objectives.names, *constraint.metrics, *sorted(cost)]))
         self._search: dict[tuple[int, ...], Evaluation] = {}
@@ -58,6 +61,8 @@ class Evaluator:
             key = self._key(ev.values)
             (self._search if ev.kind == "search" else self._reference)[key] = ev
             self._next_id[ev.kind] = max(self._next_id[ev.kind], ev.eval_id + 1)
+            if memo is not None and ev.ok:
+                memo.setdefault(key, ev)
         self._handed: set[tuple[int, ...]] = set()
 
     def _key(self, values: dict[str, int]) -> tuple[int, ...]:
@@ -76,6 +81,12 @@ class Evaluator:
 
     def references(self) -> list[Evaluation]:
         return sorted(self._reference.values(), key=lambda e: e.eval_id)
+
+    def require(self, metrics: Iterable[str]) -> None:
+        """Also compute `metrics` from now on: an algorithm's score that is no objective (e.g. qerror)."""
+        for m in metrics:
+            if m not in self.metrics:
+                self.metrics.append(m)
 
     def evaluate(self, genomes: Iterable[Sequence[int]], label: str = "", **info: Any) -> list[Evaluation]:
         """Search evaluations, in order; BudgetExhausted (after recording what fit) when over budget."""
@@ -112,9 +123,18 @@ class Evaluator:
     def _run(self, values: dict[str, int], kind: Kind, label: str, info: dict[str, Any]) -> Evaluation:
         start = time.perf_counter()
         status, reason = "ok", ""
+        shared = self.memo.get(self._key(values)) if self.memo is not None else None
+        if shared is not None and not all(m in shared.metrics for m in self.metrics):
+            shared = None
         try:
-            with _time_limit(self.timeout):
-                metrics = self.problem.evaluate(values, self.metrics, within_space=kind == "search")
+            if shared is not None:
+                # Computed before (by another run of a comparison, or as a reference point): no model
+                # run, yet this run's own record; its `seconds` are what computing it took.
+                metrics = {m: shared.metrics[m] for m in self.metrics}
+                info = {**info, "memo": True}
+            else:
+                with _time_limit(self.timeout):
+                    metrics = self.problem.evaluate(values, self.metrics, within_space=kind == "search")
             bad = [k for k, v in metrics.items() if not math.isfinite(v)]
             if bad:
                 status, reason = "failed", f"non-finite {bad[0]}={metrics[bad[0]]}"
@@ -134,12 +154,14 @@ class Evaluator:
             feasible=status == "ok" and self.constraint.feasible(metrics),
             status=status,  # type: ignore[arg-type]
             reason=reason,
-            seconds=round(time.perf_counter() - start, 6),
+            seconds=shared.seconds if shared is not None else round(time.perf_counter() - start, 6),
             label=label,
             info=info,
         )
         self._next_id[kind] += 1
         self.journal.append_evaluation(ev)
+        if self.memo is not None and ev.ok:
+            self.memo.setdefault(self._key(values), ev)
         return ev
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +24,24 @@ JOURNAL_NAME = "journal.jsonl"
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    """`defer=True` holds appended lines in memory until `start()`, so checks that evaluate (e.g. the
+    all-highest configuration) leave no file behind when they fail; `read=False` ignores an old file."""
+
+    def __init__(self, path: Path, *, defer: bool = False, read: bool = True) -> None:
         self.path = Path(path)
-        self.events: list[dict[str, Any]] = list(read_events(self.path)) if self.path.exists() else []
-        self._repair_tail()
+        self.events: list[dict[str, Any]] = []
+        if read and self.path.exists():
+            self.events = list(read_events(self.path))
+            self._repair_tail()
         self._fh = None
+        self._pending: list[str] | None = [] if defer else None
+
+    def start(self) -> None:
+        """End a deferred start: write the lines held so far (the folder must exist by now)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            if pending:
+                self._write("".join(pending))
 
     def _repair_tail(self) -> None:
         """Drop a torn last line so the next append starts on a fresh line."""
@@ -40,14 +56,21 @@ class Journal:
                 os.fsync(fh.fileno())
 
     def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n"
+        with _ctrl_c_held():  # a line is on disk and in `events`, or neither
+            if self._pending is not None:
+                self._pending.append(line)
+            else:
+                self._write(line)
+            self.events.append(event)
+
+    def _write(self, text: str) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
-        line = json.dumps(event, allow_nan=False, separators=(",", ":"))
-        self._fh.write(line + "\n")
+        self._fh.write(text)
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self.events.append(event)
 
     def append_evaluation(self, ev: Evaluation) -> None:
         self.append({"event": "eval", **ev.to_json()})
@@ -65,6 +88,25 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold SIGINT for the few microseconds of an append, then deliver it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if old is None else old)
+        if caught:
+            if callable(old):
+                old(*caught[0])
+            elif old == signal.SIG_DFL:
+                raise KeyboardInterrupt
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:

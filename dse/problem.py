@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from dse.errors import DseError
+
 Sense = Literal["min", "max"]
 
 
@@ -66,6 +68,28 @@ class Problem(ABC):
     def bounds(self, metric: str) -> tuple[float, float] | None:
         """(best, worst) of a metric for normalisation where the problem knows them; None otherwise."""
         return None
+
+    def depths(self) -> dict[str, int] | None:
+        """Each variable's depth (longest path from the model input; a tie: max over its members).
+
+        Bisection splits the model at a depth; None where the problem cannot tell.
+        """
+        return None
+
+    def depth_source(self) -> str:
+        """How `depths()` was found ("torch.fx", "module call order", "unknown"): runs report it."""
+        return "unknown"
+
+    def initial_values(self) -> dict[str, int] | None:
+        """A good start for greedy searches where the problem knows one; None = every variable highest.
+
+        Values need not be choices: the caller clips them to the nearest choice at or above them.
+        """
+        return None
+
+    def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
+        """Metrics on data the search never saw ({"test_accuracy": ...}): the front is fit to validation."""
+        raise DseError("problem has no held-out split")
 
     def fingerprint(self) -> dict[str, Any]:
         """Plain data that identifies the problem; runs with different fingerprints are not comparable."""

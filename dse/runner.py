@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from dse.config import ExperimentConfig, parse_config
 from dse.errors import ConfigError, DseError
 from dse.evaluation import Evaluation
 from dse.evaluator import Evaluator
-from dse.files import write_text
+from dse.files import write_json, write_text
 from dse.journal import JOURNAL_NAME, Journal
 from dse.objectives import AccuracyConstraint, Objectives
 from dse.outputs import RunInfo, write_run_outputs
@@ -28,7 +30,7 @@ from dse.space import SearchSpace
 
 UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
 #: Fields that may change between an interrupted run and its resumption.
-RESUMABLE_FIELDS = ("algorithm.budget", "output.plots")
+RESUMABLE_FIELDS = ("algorithm.budget", "output.plots", "output.root", "output.dir")
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Setup:
     objectives: Objectives
     constraint: AccuracyConstraint
     norm: Normalization
+    #: evaluation memo shared by every run given this setup (`dse compare`): no configuration runs twice
+    memo: dict[tuple[int, ...], Evaluation] = field(default_factory=dict)
 
 
 def build_setup(cfg: ExperimentConfig, progress: bool = True) -> Setup:
@@ -59,6 +63,11 @@ def get_algorithm(cfg: ExperimentConfig) -> Any:
         cls = ALGORITHMS.get(cfg.algorithm.name)
     except KeyError as e:
         raise ConfigError(f"algorithm.name: {e.args[0]}") from None
+    if getattr(cls, "multi_objective", False) and len(cfg.objectives) < 2:
+        raise ConfigError(
+            f"objectives: {cfg.algorithm.name} is multi-objective and needs at least 2 objectives, "
+            f"got {cfg.objectives}"
+        )
     return cls(cfg.algorithm.options)
 
 
@@ -70,15 +79,14 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def prepare_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
-    """Create the run folder, or check that an existing one belongs to this config (resume)."""
+def check_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
+    """Refuse, before any work, a run folder of another config or one that cannot be written.
+
+    Creates nothing: a run that fails its checks (or the problem's) leaves no folder behind.
+    """
     run_dir = cfg.run_dir()
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and fresh and any(run_dir.iterdir()):
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.rename(aside)
-        print(f"moved the previous run folder aside to {aside}", file=sys.stderr)
-    elif saved.exists():
+    if saved.exists() and not fresh:
         try:
             old = parse_config(yaml.safe_load(saved.read_text()), str(saved))
         except (ConfigError, yaml.YAMLError) as e:
@@ -93,14 +101,68 @@ def prepare_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
             raise DseError(
                 f"{run_dir} holds a run of a different config: {shown}{more}; use --fresh or another --out"
             )
+    where = "output.dir" if cfg.output.dir is not None else "output.root"
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DseError(f"{where}: cannot create {run_dir}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DseError(f"{where}: {existing} is not writable (needed for {run_dir})")
+    return run_dir
+
+
+def open_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
+    """Create the run folder (moving an old one aside under --fresh) and save the config in it."""
+    run_dir = cfg.run_dir()
+    if fresh:
+        _move_aside(run_dir)
+    where = "output.dir" if cfg.output.dir is not None else "output.root"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        for tmp in run_dir.glob(".*.tmp"):  # left by a process killed inside an atomic write
+            tmp.unlink()
+        write_text(run_dir / "config.yaml", cfg.to_yaml())
     except OSError as e:
-        raise DseError(f"output.dir: {run_dir} is not writable ({e.strerror or e})") from None
+        raise DseError(f"{where}: {run_dir} is not writable ({e.strerror or e})") from None
     return run_dir
+
+
+def _move_aside(run_dir: Path) -> Path | None:
+    """--fresh: rename a non-empty run folder to <name>.old-<time> (never delete it)."""
+    if not (run_dir.exists() and any(run_dir.iterdir())):
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+    run_dir.rename(aside)
+    print(f"moved the previous run folder aside to {aside}", file=sys.stderr)
+    return aside
+
+
+def _topmost_missing(path: Path) -> Path | None:
+    """The outermost folder that creating `path` will create; None if `path` exists."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _roll_back(created: Path, run_dir: Path, aside: Path | None) -> None:
+    """Undo the creation of a run folder (and the folders above it) for a search that refused."""
+    shutil.rmtree(created, ignore_errors=True)
+    if aside is not None and not run_dir.exists():
+        aside.rename(run_dir)
+
+
+def prepare_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
+    """Check and create the run folder in one step (for callers that evaluate nothing before)."""
+    check_run_dir(cfg, fresh)
+    return open_run_dir(cfg, fresh)
 
 
 @dataclass
@@ -108,18 +170,22 @@ class RunResult:
     run_dir: Path
     evaluations: list[Evaluation]
     summary: dict[str, Any]
+    setup: Setup | None = None
 
 
 def run_experiment(
     cfg: ExperimentConfig, *, fresh: bool = False, progress: bool = True, setup: Setup | None = None
 ) -> RunResult:
-    """Run (or resume) one search; every output is rewritten from the journal at the end, even on Ctrl-C."""
+    """Run (or resume) one search; every output is rewritten from the journal at the end, even on Ctrl-C.
+
+    Everything that can refuse the run (config, run folder, problem construction, a constraint
+    nothing meets) happens before the run folder is created, so a refused run writes nothing.
+    """
     start = time.perf_counter()
     algorithm = get_algorithm(cfg)  # fail on a bad name/options before any expensive work
-    run_dir = prepare_run_dir(cfg, fresh)
+    run_dir = check_run_dir(cfg, fresh)
     setup = setup or build_setup(cfg, progress)
-    write_text(run_dir / "config.yaml", cfg.to_yaml())
-    journal = Journal(run_dir / JOURNAL_NAME)
+    journal = Journal(run_dir / JOURNAL_NAME, defer=True, read=not fresh)
     bar = tqdm(
         total=cfg.algorithm.budget,
         desc=cfg.algorithm.name,
@@ -136,8 +202,19 @@ def run_experiment(
         budget=cfg.algorithm.budget,
         timeout=cfg.output.eval_timeout,
         on_result=_progress_callback(bar, setup),
+        memo=setup.memo,
     )
+    try:
+        _check_all_high(evaluator, setup)
+        aside = _move_aside(run_dir) if fresh else None
+        created = _topmost_missing(run_dir)  # what a refused search must remove again
+        open_run_dir(cfg, fresh=False)
+        journal.start()
+    except BaseException:
+        bar.close()
+        raise
     info = RunInfo(cfg=cfg, setup=setup, run_dir=run_dir)
+    status, error, refused = "error", "", False
     try:
         _references(evaluator, setup)
         ctx = SearchContext(
@@ -152,18 +229,48 @@ def run_experiment(
             log=lambda m: tqdm.write(m, file=sys.stderr) if progress else None,
         )
         algorithm.run(ctx)
+        status = "budget_spent" if evaluator.remaining == 0 else "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        # an algorithm that refuses its options or the space (a DseError) before its first
+        # evaluation is bad input: a folder this process created goes away, as if never started
+        refused = isinstance(e, DseError) and created is not None and not evaluator.evaluations()
+        raise
     finally:
         bar.close()
         journal.close()
         info.wall_seconds = time.perf_counter() - start
         info.replayed = evaluator.replayed
-        evals = evaluator.evaluations()
-        summary = write_run_outputs(info, evals, evaluator.references())
-    return RunResult(run_dir, evals, summary)
+        try:
+            if refused:
+                _roll_back(created, run_dir, aside)  # type: ignore[arg-type]
+            else:
+                evals, summary = _write_outputs(info, journal, status, error)
+        except Exception as e:
+            if status != "error" and status != "interrupted":
+                raise
+            # never mask what stopped the run; the journal is intact and the next run rewrites these
+            print(f"warning: could not write the run outputs ({type(e).__name__}: {e})", file=sys.stderr)
+    return RunResult(run_dir, evals, summary, setup)
 
 
-def _references(evaluator: Evaluator, setup: Setup) -> list[Evaluation]:
-    """All-highest first (to refuse a constraint nothing meets), then the uniform-precision points."""
+def _write_outputs(
+    info: RunInfo, journal: Journal, status: str, error: str
+) -> tuple[list[Evaluation], dict[str, Any]]:
+    """Derive every output from the journal (the record), then add how the run ended to the summary."""
+    evals = sorted((e for e in journal.evaluations() if e.kind == "search"), key=lambda e: e.eval_id)
+    refs = sorted((e for e in journal.evaluations() if e.kind == "reference"), key=lambda e: e.eval_id)
+    summary = write_run_outputs(info, evals, refs)
+    summary = {"status": status, **({"error": error} if error else {}), **summary}
+    write_json(info.run_dir / "summary.json", summary)
+    return evals, summary
+
+
+def _check_all_high(evaluator: Evaluator, setup: Setup) -> Evaluation:
+    """Evaluate the all-highest configuration first: refuse a search that cannot succeed."""
     space = setup.space
     high = evaluator.reference(space.decode(space.highest()), "all-high")
     if high.ok and not high.feasible and setup.constraint.threshold is not None:
@@ -171,9 +278,14 @@ def _references(evaluator: Evaluator, setup: Setup) -> list[Evaluation]:
             f"constraints: no configuration can meet accuracy >= {setup.constraint.threshold:.2f}: "
             f"the all-highest configuration reaches {high.metrics['accuracy']:.2f}"
         )
-    refs = [high]
+    return high
+
+
+def _references(evaluator: Evaluator, setup: Setup) -> list[Evaluation]:
+    """The all-highest point (checked before the run folder exists), then the uniform-precision points."""
+    refs = [_check_all_high(evaluator, setup)]
     for bits in UNIFORM_BITS:
-        refs.append(evaluator.reference({n: bits for n in space.names}, f"uniform-{bits}"))
+        refs.append(evaluator.reference({n: bits for n in setup.space.names}, f"uniform-{bits}"))
     return refs
 
 

@@ -6,10 +6,13 @@ with rounding repair, duplicate elimination) rather than with operators of our o
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, ClassVar
 
 import numpy as np
 from pymoo.core.evaluator import Evaluator as PymooEvaluator
+from pymoo.core.individual import Individual
+from pymoo.core.population import Population
 from pymoo.core.problem import Problem as PymooProblem
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
@@ -25,30 +28,54 @@ from dse.registry import ALGORITHMS, import_object
 
 
 class PymooMOEA(Algorithm):
-    """Subclasses name the pymoo class; `algorithm.options` are passed to its constructor."""
+    """Subclasses name the pymoo class; `algorithm.options` are passed to its constructor.
+
+    pymoo's constructors swallow unknown keyword arguments, so option names are checked here
+    against the parameters of the class and its bases (a typo is an error, not a silent default).
+    """
 
     Options = None
     multi_objective = True
     pymoo_class: str = ""
+    #: options this adapter reads itself instead of passing them on (e.g. nsga3's n_partitions)
+    own_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        try:
+            self.cls = import_object(self.pymoo_class)
+        except Exception as e:  # noqa: BLE001 - pymoo raises a bare Exception for a missing extra
+            raise ConfigError(f"algorithm.name: cannot load {self.pymoo_class}: {e}") from None
+        known = _init_parameters(self.cls) | set(self.own_options)
+        for key in self.options:
+            if key in RESERVED:
+                raise ConfigError(f"algorithm.options.{key}: set by dse from {RESERVED[key]}, not an option")
+            if key not in known:
+                raise ConfigError(
+                    f"algorithm.options.{key}: unknown option for {self.cls.__name__}; "
+                    f"known: {', '.join(sorted(known - set(RESERVED)))}"
+                )
 
     def build(self, ctx: SearchContext, n_obj: int) -> Any:
-        kwargs: dict[str, Any] = {
+        accepted = _init_parameters(self.cls)
+        defaults: dict[str, Any] = {
             "pop_size": ctx.pop_size,
             "sampling": IntegerRandomSampling(),
             "crossover": SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
             "mutation": PM(eta=20, vtype=float, repair=RoundingRepair()),
             "eliminate_duplicates": True,
         }
-        kwargs.update(self.extra_kwargs(ctx, n_obj))
-        kwargs.update(self.options)
-        cls = import_object(self.pymoo_class)
+        kwargs = {k: v for k, v in defaults.items() if k in accepted}
+        kwargs.update({k: v for k, v in self.options.items() if k not in self.own_options})
+        kwargs = self.adjust(kwargs, ctx, n_obj)
         try:
-            return cls(**kwargs)
-        except TypeError as e:
-            raise ConfigError(f"algorithm.options: {cls.__name__} rejected the options: {e}") from None
+            return self.cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"algorithm.options: {self.cls.__name__} rejected the options: {e}") from None
 
-    def extra_kwargs(self, ctx: SearchContext, n_obj: int) -> dict[str, Any]:
-        return {}
+    def adjust(self, kwargs: dict[str, Any], ctx: SearchContext, n_obj: int) -> dict[str, Any]:
+        """Last changes to the constructor arguments, once the objectives are known."""
+        return kwargs
 
     def _run(self, ctx: SearchContext) -> None:
         space, n_obj = ctx.space, len(ctx.objectives.names)
@@ -59,19 +86,39 @@ class PymooMOEA(Algorithm):
         algorithm = self.build(ctx, n_obj)
         # Termination is our budget (BudgetExhausted); pymoo's own counter is only a backstop.
         algorithm.setup(problem, termination=("n_eval", 10**12), seed=ctx.seed, verbose=False)
-        stale = 0
-        while algorithm.has_next() and stale < 50:
+        stale, patience = 0, 50 * max(int(getattr(algorithm, "pop_size", 0) or 0), 1)
+        while algorithm.has_next() and stale < patience:  # patience: ~50 generations of nothing new
             pop = algorithm.ask()
+            single = isinstance(pop, Individual)  # loop-wise algorithms (MOEA/D) ask for one at a time
+            if single:
+                pop = Population.create(pop)
             if pop is None or len(pop) == 0:
                 break
             before = ctx.evaluator.used
             evals = ctx.evaluator.evaluate(np.asarray(pop.get("X")).round().astype(int))
-            stale = stale + 1 if ctx.evaluator.used == before else 0  # converged: nothing new proposed
+            stale = stale + len(pop) if ctx.evaluator.used == before else 0  # converged: nothing new
             out: dict[str, np.ndarray] = {"F": ctx.objectives.matrix(evals)}
             if n_constr:
                 out["G"] = np.array([[_violation(ctx, e)] for e in evals])
             PymooEvaluator().eval(StaticProblem(problem, **out), pop)
-            algorithm.tell(infills=pop)
+            algorithm.tell(infills=pop[0] if single else pop)
+
+
+#: pymoo arguments that dse sets itself, with where the user sets them instead
+RESERVED = {"seed": "experiment.seed", "termination": "algorithm.budget", "verbose": "--quiet"}
+
+
+def _init_parameters(cls: type) -> set[str]:
+    """Named parameters of the constructors of `cls` and its bases (they pass **kwargs upwards)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                names.add(p.name)
+    return names
 
 
 def _violation(ctx: SearchContext, ev: Evaluation) -> float:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
+from typing import Any
 
 from dse.errors import DseError
 
-COMMANDS = ["run", "validate", "bench"]
+COMMANDS = ["run", "validate", "bench", "compare", "plot", "report", "evaluate", "pick"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.simplefilter("default")
+    old_term = _sigterm_as_ctrl_c()
     try:
         return int(args.handler(args) or 0)
     except DseError as e:
@@ -37,3 +41,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _sigterm_as_ctrl_c() -> Any:
+    """`kill PID` (and batch schedulers ending a job) stop as cleanly as Ctrl-C: outputs get written."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, stop) or signal.SIG_DFL

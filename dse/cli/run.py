@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dse.cli.common import add_config_overrides, config_from_args
+from dse.postrun import finish_run
 from dse.runner import run_experiment
 
 
@@ -23,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"run folder: {result.run_dir}")
     print(
         f"evaluations: {s['evaluations']} ({s['failed_evaluations']} failed, {s['replayed_from_journal']} "
-        f"from the journal), wall {s['wall_seconds']:.1f}s"
+        f"from the journal), wall {s['wall_seconds']:.1f}s; status: {s.get('status', '?')}"
     )
     base = s["baseline_accuracy"]
     if base is not None:
@@ -31,6 +32,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"Pareto front: {s['pareto_size']} points, hypervolume {s['hypervolume']:.4f}")
     for line in _front_lines(result.run_dir, list(s["objectives"])):
         print("  " + line)
+    for line in finish_run(result.run_dir, result.setup, cfg.output.plots):
+        print(line)
     return 0
 
 

@@ -45,9 +45,10 @@ class TrainingSection(Section):
 
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(0.1, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
+    shift: int = Field(1, ge=0, description="augmentation: random translation of training inputs (pixels)")
 
 
 Calibrator = Literal["max", "percentile", "mse"]
@@ -55,7 +56,7 @@ Calibrator = Literal["max", "percentile", "mse"]
 
 class WeightQuantSection(Section):
     per_channel: bool = True
-    calibrator: Calibrator = "max"
+    calibrator: Calibrator = Field("mse", description="mse clips outliers: much better below 4 bits")
 
 
 class ActivationQuantSection(Section):
@@ -81,13 +82,36 @@ class ActivationQuantSection(Section):
         return v
 
 
+class FixedPointSection(Section):
+    """`format: fixed_point`: searched bits are word lengths; fraction lengths are searched per layer."""
+
+    biases: bool = Field(
+        False,
+        description="quantize biases as their own searched variables 'b:<layer>' (the choices and "
+        "include/exclude of search_space.weights); false: biases stay float",
+    )
+    extra_fraction_bits: int = Field(
+        6, ge=0, le=31, description="initial word length = integer bits of max|x| + this (greedy's start)"
+    )
+    samples: int = Field(
+        65536, ge=1, description="activation values kept from calibration for the fraction-length search"
+    )
+
+
 class QuantizationSection(Section):
     format: Literal["affine", "fixed_point"] = "affine"
+    fixed_point: FixedPointSection = Field(default_factory=FixedPointSection)
     fold_bn: bool = Field(True, description="fold BatchNorm into the preceding conv before quantizing")
     weights: WeightQuantSection = Field(default_factory=WeightQuantSection)
     activations: ActivationQuantSection = Field(default_factory=ActivationQuantSection)
     weight_bits: int = Field(8, ge=1, le=32, description="bits of weight quantizers that are not searched")
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activation quantizers not searched")
+
+    @model_validator(mode="after")
+    def _fixed_point_only(self) -> QuantizationSection:
+        if self.fixed_point.biases and self.format != "fixed_point":
+            raise ValueError("fixed_point.biases needs format: fixed_point")
+        return self
 
 
 class BitsSpec(Section):

@@ -18,10 +18,12 @@ from dse.problem import Problem, Variable
 from problems.quantization.bench import benchmark
 from problems.quantization.config import BitsSpec, QuantizationConfig
 from problems.quantization.evaluation import ModelEvaluator
-from problems.quantization.qmodel import QuantizedModel
+from problems.quantization.fixed_point import initial_word_length
+from problems.quantization.graph import module_depths
+from problems.quantization.qmodel import INPUT, QuantizedModel
 from problems.quantization.setup import prepare_baseline
 
-WEIGHT, ACT = "w:", "a:"
+WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
 
 
 class LayerwiseQuantizationProblem(Problem):
@@ -53,9 +55,15 @@ class LayerwiseQuantizationProblem(Problem):
         self.default_bits = {
             **{WEIGHT + n: q.weight_bits for n in qmodel.weight_quantizers},
             **{ACT + n: q.activation_bits for n in qmodel.act_quantizers},
+            **{BIAS + n: q.weight_bits for n in qmodel.bias_quantizers},
         }
-        self.variables = _variables(cfg, list(qmodel.weight_quantizers), list(qmodel.act_quantizers))
+        modules = dict(qmodel.model.named_modules())
+        self.bias_params = {n: modules[n].bias.numel() for n in qmodel.bias_quantizers}
+        self.variables = _variables(
+            cfg, list(qmodel.weight_quantizers), list(qmodel.act_quantizers), list(qmodel.bias_quantizers)
+        )
         self._members = {v.name: v.members for v in self.variables}
+        self._depths: tuple[dict[str, int], str] | None = None
         self._qerror_worst: float | None = None
 
     # -- construction -------------------------------------------------------------------------
@@ -63,13 +71,13 @@ class LayerwiseQuantizationProblem(Problem):
     def check_config(cls, cfg: QuantizationConfig) -> None:
         """Cheap checks for `dse validate`: names that must exist, files that must be there."""
         from problems.quantization.data import DATASETS
-        from problems.quantization.models import MODELS
+        from problems.quantization.models import MODELS, _is_import_path
 
-        if ":" not in cfg.model.name and cfg.model.name not in MODELS:
+        if not _is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
             raise DseError(
                 f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(MODELS.names())}"
             )
-        if cfg.data.name not in DATASETS:
+        if ":" not in cfg.data.name and "." not in cfg.data.name and cfg.data.name not in DATASETS:
             raise DseError(
                 f"data.name: unknown dataset {cfg.data.name!r}; known: {', '.join(DATASETS.names())}"
             )
@@ -97,6 +105,9 @@ class LayerwiseQuantizationProblem(Problem):
             percentile=q.activations.percentile,
             weight_bits=q.weight_bits,
             act_bits=q.activation_bits,
+            number_format=q.format,
+            quantize_biases=q.fixed_point.biases,
+            act_samples=q.fixed_point.samples,
         )
         calib = splits.calib.x
         bs = cfg.data.batch_size
@@ -118,6 +129,38 @@ class LayerwiseQuantizationProblem(Problem):
                 self._qerror_worst = self.evaluate(lowest, ["qerror"])["qerror"]
             return 0.0, self._qerror_worst
         return None
+
+    def depths(self) -> dict[str, int]:
+        """Per variable: its deepest member's layer depth (graph.py; the input quantizer is 0)."""
+        return dict(self._layer_depths()[0])
+
+    def depth_source(self) -> str:
+        return self._layer_depths()[1]
+
+    def _layer_depths(self) -> tuple[dict[str, int], str]:
+        if self._depths is None:
+            units = [u for v in self.variables for u in v.members]
+            example = self.engine.splits.calib.x[:1]
+            modules = [u[2:] for u in units if u != ACT + INPUT]
+            layers, source = module_depths(self.float_model, modules, example)
+            depth = {u: 0 if u == ACT + INPUT else layers[u[2:]] for u in units}
+            self._depths = ({v.name: max(depth[u] for u in v.members) for v in self.variables}, source)
+        return self._depths
+
+    def initial_values(self) -> dict[str, int] | None:
+        """Fixed point: integer bits of each tensor's max|x| + extra_fraction_bits (a tie: the widest),
+        clipped to the variable's choices. Affine: None (greedy starts at the highest choices)."""
+        q = self.cfg.quantization
+        if q.format != "fixed_point":
+            return None
+        tables = {WEIGHT: self.qmodel.weight_quantizers, ACT: self.qmodel.act_quantizers}
+        tables[BIAS] = self.qmodel.bias_quantizers
+        out = {}
+        for v in self.variables:
+            fps = [tables[u[:2]][u[2:]].fixed_point for u in v.members]
+            wl = max(initial_word_length(fp.max_abs, q.fixed_point.extra_fraction_bits) for fp in fps if fp)
+            out[v.name] = next((c for c in v.choices if c >= wl), v.choices[-1])
+        return out
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.cfg.model_dump(mode="json")
@@ -144,11 +187,17 @@ class LayerwiseQuantizationProblem(Problem):
                 wanted["qerror"] = self.engine.qerror()
         return wanted
 
+    def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
+        """Top-1 accuracy on the test split, which neither training nor the search has seen."""
+        self.apply(self.unit_bits(values))
+        return {"test_accuracy": self.engine.accuracy("test")}
+
     def apply(self, bits: Mapping[str, int]) -> None:
         """Set every quantizer's bits in place (no rebuild, no copy)."""
         self.qmodel.set_bits(
             weights={u[2:]: b for u, b in bits.items() if u.startswith(WEIGHT)},
             activations={u[2:]: b for u, b in bits.items() if u.startswith(ACT)},
+            biases={u[2:]: b for u, b in bits.items() if u.startswith(BIAS)},
         )
 
     def costs(self, bits: Mapping[str, int], values: Mapping[str, int]) -> dict[str, float]:
@@ -160,6 +209,7 @@ class LayerwiseQuantizationProblem(Problem):
             feed = st.get("act_input")
             ab = bits.get(ACT + feed, self.cfg.quantization.activation_bits) if feed else 32
             bops += st["macs"] * wb * ab
+        weight_bits += sum(n * bits[BIAS + name] for name, n in self.bias_params.items())
         total = sum(bits[u] for v in values for u in self._members[v])
         return {"total_bits": float(total), "weight_bits": weight_bits, "bops": bops}
 
@@ -168,14 +218,20 @@ class LayerwiseQuantizationProblem(Problem):
         return benchmark(self, candidates, repeats)
 
 
-def _variables(cfg: QuantizationConfig, weights: list[str], acts: list[str]) -> list[Variable]:
-    """Searched units in model order, grouped by the ties (a tie takes its first member's place)."""
+def _variables(
+    cfg: QuantizationConfig, weights: list[str], acts: list[str], biases: list[str] = ()
+) -> list[Variable]:
+    """Searched units in model order, grouped by the ties (a tie takes its first member's place).
+    Biases (fixed point) follow the weights' spec; layers without a bias have no bias unit."""
     ss = cfg.search_space
     units: list[tuple[str, tuple[int, ...]]] = []
-    for prefix, names, spec in ((WEIGHT, weights, ss.weights), (ACT, acts, ss.activations)):
-        if spec is None:
+    kinds = ((WEIGHT, weights, ss.weights), (BIAS, biases, ss.weights), (ACT, acts, ss.activations))
+    for prefix, names, spec in kinds:
+        if spec is None or (prefix == BIAS and not names):
             continue
         chosen = [n for n in names if _selected(n, spec)]
+        if not chosen and prefix == BIAS:
+            continue
         if not chosen:
             raise DseError(
                 f"search_space.{'weights' if prefix == WEIGHT else 'activations'}: "

@@ -1,11 +1,13 @@
 """A torch-free problem with a known structure, for testing the framework fast.
 
 accuracy = 100 - sum_i sens_i * 2**(-bits_i) * 100 (more bits: higher accuracy, diminishing);
-weight_bits = sum_i params_i * bits_i. Optionally raises on chosen configurations.
+weight_bits = sum_i params_i * bits_i; qerror = sum_i w_i * 2**(-bits_i). Optionally raises on chosen
+configurations; declares depths and initial values for the algorithms that use them.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -20,6 +22,13 @@ class ToySection(Section):
     choices: list[int] = Field(default_factory=lambda: [2, 3, 4, 6, 8])
     fail_when_first_is: int | None = None  # raise inside evaluate when variable x0 has this value
     nan_when_first_is: int | None = None
+    sleep: float = Field(0.0, ge=0)  # seconds each accuracy evaluation takes (lets a test kill mid-run)
+    sleep_when_first_is: int | None = None  # sleep only when x0 has this value (time-out tests)
+    calls_log: str | None = None  # file that gets one line per accuracy evaluation started (all processes)
+    depths: list[int] | None = None  # depth of each variable (default: x_i at i + 1)
+    depths_known: bool = True  # False: depths() returns None, as for a model that cannot be traced
+    initial: list[int] | None = None  # initial_values() (default None: every variable highest)
+    qerror_weights: list[float] | None = None  # qerror = sum_i w_i * 2**-bits_i (default w = sens)
 
 
 class ToyConfig(ExperimentConfig):
@@ -31,7 +40,12 @@ class ToyConfig(ExperimentConfig):
 
 
 class ToyProblem(Problem):
-    METRICS: ClassVar[dict[str, Any]] = {"accuracy": "max", "weight_bits": "min", "total_bits": "min"}
+    METRICS: ClassVar[dict[str, Any]] = {
+        "accuracy": "max",
+        "weight_bits": "min",
+        "total_bits": "min",
+        "qerror": "min",
+    }
     COST_METRICS = frozenset({"weight_bits", "total_bits"})
 
     def __init__(self, section: ToySection) -> None:
@@ -50,7 +64,35 @@ class ToyProblem(Problem):
         pass
 
     def reference(self) -> dict[str, float]:
-        return {"accuracy": 100.0}
+        return {"accuracy": 100.0, "test_accuracy": 99.0}
+
+    def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
+        """test_accuracy = 99 - 110 * sum_i sens_i * 2**(-bits_i): a little below validation."""
+        bits = [values[v.name] for v in self.variables]
+        return {"test_accuracy": 99.0 - 110.0 * sum(s * 2.0 ** (-b) for s, b in zip(self.sens, bits))}
+
+    def bounds(self, metric: str) -> tuple[float, float] | None:
+        if metric == "qerror":
+            return 0.0, self._qerror([min(self.section.choices)] * self.section.n_var)
+        return None
+
+    def depths(self) -> dict[str, int] | None:
+        if not self.section.depths_known:
+            return None
+        depths = self.section.depths or [i + 1 for i in range(self.section.n_var)]
+        return {v.name: d for v, d in zip(self.variables, depths, strict=True)}
+
+    def depth_source(self) -> str:
+        return "toy order" if self.section.depths_known else "unknown"
+
+    def initial_values(self) -> dict[str, int] | None:
+        if self.section.initial is None:
+            return None
+        return {v.name: b for v, b in zip(self.variables, self.section.initial, strict=True)}
+
+    def _qerror(self, bits: list[int]) -> float:
+        weights = self.section.qerror_weights or self.sens
+        return float(sum(w * 2.0 ** (-b) for w, b in zip(weights, bits, strict=True)))
 
     def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
         bits = [values[v.name] for v in self.variables]
@@ -58,8 +100,15 @@ class ToyProblem(Problem):
             "weight_bits": float(sum(p * b for p, b in zip(self.params, bits))),
             "total_bits": float(sum(bits)),
         }
+        if "qerror" in metrics:
+            out["qerror"] = self._qerror(bits)
         if "accuracy" in metrics:
             self.calls += 1
+            if self.section.calls_log is not None:
+                with open(self.section.calls_log, "a") as fh:
+                    fh.write(",".join(map(str, bits)) + "\n")
+            if self.section.sleep and self.section.sleep_when_first_is in (None, bits[0]):
+                time.sleep(self.section.sleep)
             if self.section.fail_when_first_is is not None and bits[0] == self.section.fail_when_first_is:
                 raise RuntimeError("injected failure")
             if self.section.nan_when_first_is is not None and bits[0] == self.section.nan_when_first_is:

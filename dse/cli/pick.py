@@ -1,0 +1,41 @@
+"""`dse pick RUN_DIR --max-drop 0.5` / `--max-size N`: choose a configuration and write mpq.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from dse.errors import DseError
+from dse.pick import pick, write_mpq
+from dse.rundata import load_run
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pick", help="choose a Pareto configuration by a rule and write it as mpq.json")
+    p.add_argument("run_dir", help="run folder")
+    p.add_argument("--max-drop", type=float, help="accuracy points below the float model (validation)")
+    p.add_argument("--max-size", type=float, help="largest size (the size objective, e.g. weight_bits)")
+    p.add_argument("--out", help="file to write (default RUN_DIR/mpq.json)")
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    for flag in ("max_drop", "max_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 0:
+            raise DseError(f"--{flag.replace('_', '-')}: must be >= 0, got {value:g}")
+    run = load_run(args.run_dir)
+    choice = pick(run, args.max_drop, args.max_size)
+    path = write_mpq(run, choice, args.out)
+    ev = choice.evaluation
+    size, acc = run.axes
+    base = run.baseline.get(acc)
+    gap = base - ev.metrics[acc] if base is not None else None
+    drop = "" if gap is None else f" ({abs(gap):.2f} {'below' if gap >= 0 else 'above'} float)"
+    print(f"eval {ev.eval_id}: {size}={ev.metrics[size]:.6g}, validation {acc}={ev.metrics[acc]:.2f}{drop}")
+    if choice.held_out:
+        print("held out: " + ", ".join(f"{k}={v:.2f}" for k, v in choice.held_out.items()))
+    else:
+        print("held out: not measured (run `dse evaluate RUN_DIR --split test` first)")
+    print("bits: " + ", ".join(f"{k}={v}" for k, v in ev.values.items()))
+    print(f"wrote {path}")
+    return 0

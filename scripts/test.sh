@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up, lints and runs the whole test suite (the README's test command; CI runs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+python3 -m ruff check dse problems tests
+python3 -m pytest -q tests

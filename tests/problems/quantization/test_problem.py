@@ -1,0 +1,112 @@
+"""LayerwiseQuantizationProblem on a tiny MLP (digits 8x8, 1 epoch): variables, ties, costs,
+depths and initial values, fixed point end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from dse.config import parse_config
+from dse.errors import ConfigError
+from dse.registry import PROBLEMS
+from problems.quantization.fixed_point import initial_word_length
+
+
+def _config(root, **quantization):
+    return parse_config(
+        {
+            "experiment": {"name": "q", "threads": 2},
+            "model": {"name": "mlp", "options": {"hidden": [16]}},
+            "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
+            "training": {"epochs": 1},
+            "quantization": quantization,
+            "search_space": {
+                "weights": {"bounds": [2, 12]},
+                "activations": {"bounds": [4, 12]},
+                "ties": {"l1": "^fc1$"},
+            },
+            "output": {"root": str(root)},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("problem")  # one baseline cache for both problems
+
+
+@pytest.fixture(scope="module")
+def fixed(root):
+    cfg = _config(root, format="fixed_point", fixed_point={"biases": True})
+    return PROBLEMS.problem_class("layerwise_quantization").from_config(cfg, progress=False)
+
+
+def test_variables_ties_and_bias_units(fixed):
+    # mlp: flatten -> fc1 -> relu1 -> fc; the tie takes fc1's weight, bias and output quantizers
+    members = {v.name: v.members for v in fixed.variables}
+    assert members == {
+        "l1": ("w:fc1", "b:fc1", "a:fc1"),
+        "w:fc": ("w:fc",),
+        "b:fc": ("b:fc",),
+        "a:input": ("a:input",),
+        "a:relu1": ("a:relu1",),
+        "a:fc": ("a:fc",),
+    }
+    choices = {v.name: v.choices for v in fixed.variables}
+    assert choices["l1"] == tuple(range(4, 13)) and choices["b:fc"] == tuple(range(2, 13))
+
+
+def test_weight_bits_count_kernels_and_biases(fixed):
+    values = {"l1": 5, "w:fc": 3, "b:fc": 7, "a:input": 8, "a:relu1": 6, "a:fc": 9}
+    got = fixed.evaluate(values, ["weight_bits", "total_bits"])
+    # fc1: 64x16 weights + 16 biases at 5 bits; fc: 16x10 weights at 3, 10 biases at 7
+    assert got["weight_bits"] == 64 * 16 * 5 + 16 * 5 + 16 * 10 * 3 + 10 * 7
+    assert got["total_bits"] == 3 * 5 + 3 + 7 + 8 + 6 + 9
+
+
+def test_depths_are_the_longest_paths_of_the_members(fixed):
+    # flatten 1, fc1 2, relu1 3, fc 4; the input quantizer is 0
+    assert fixed.depths() == {"l1": 2, "w:fc": 4, "b:fc": 4, "a:input": 0, "a:relu1": 3, "a:fc": 4}
+    assert fixed.depth_source() == "torch.fx"
+
+
+def test_initial_values_follow_the_seed_rule(fixed):
+    qm = fixed.qmodel
+    tensors = {
+        "w:fc1": qm.weight_quantizers["fc1"],
+        "b:fc1": qm.bias_quantizers["fc1"],
+        "a:fc1": qm.act_quantizers["fc1"],
+        "w:fc": qm.weight_quantizers["fc"],
+        "a:relu1": qm.act_quantizers["relu1"],
+    }
+    wl = {u: initial_word_length(q.fixed_point.max_abs, 6) for u, q in tensors.items()}
+    assert wl["w:fc"] == initial_word_length(qm.float_weight("fc").abs().max().item(), 6)
+    init = fixed.initial_values()
+    assert init["l1"] == min(12, max(4, wl["w:fc1"], wl["b:fc1"], wl["a:fc1"]))
+    assert init["w:fc"] == min(12, wl["w:fc"]) and init["a:relu1"] == min(12, max(4, wl["a:relu1"]))
+    assert all(init[v.name] in v.choices for v in fixed.variables)
+
+
+def test_fixed_point_evaluates_end_to_end(fixed):
+    reference = fixed.reference()["accuracy"]
+    high = fixed.evaluate({v.name: v.choices[-1] for v in fixed.variables})
+    low = fixed.evaluate({v.name: v.choices[0] for v in fixed.variables})
+    start = fixed.evaluate(fixed.initial_values(), ["accuracy", "qerror"])
+    assert abs(high["accuracy"] - reference) <= 1.0 and abs(start["accuracy"] - reference) <= 3.0
+    assert low["accuracy"] < high["accuracy"]
+    assert high["qerror"] < start["qerror"] < low["qerror"]
+    # the weight cache per (layer, bits) is used: the same tensor object for the same bits
+    fixed.apply(fixed.unit_bits({v.name: v.choices[0] for v in fixed.variables}))
+    assert fixed.qmodel.quantized_weight("fc", 2) is fixed.qmodel.quantized_weight("fc", 2)
+
+
+def test_affine_problem_has_depths_but_no_initial_values(root):
+    cfg = _config(root)
+    affine = PROBLEMS.problem_class("layerwise_quantization").from_config(cfg, progress=False)
+    assert affine.initial_values() is None
+    assert [v.name for v in affine.variables] == ["l1", "w:fc", "a:input", "a:relu1", "a:fc"]
+    assert affine.depths()["l1"] == 2 and affine.depth_source() == "torch.fx"
+
+
+def test_bias_option_needs_fixed_point(root):
+    with pytest.raises(ConfigError, match="quantization: fixed_point.biases needs format: fixed_point"):
+        _config(root, fixed_point={"biases": True})
