@@ -135,7 +135,7 @@ def _compare_body(folder: Path) -> str:
         f"{html.escape(str(front.get('source', '?')))} ({len(front.get('points', []))} points). "
         f"Evaluations-to-target: the first evaluation reaching a feasible "
         f"{html.escape(str(target.get('metric')))} "
-        f"&le; {target.get('value')} ({html.escape(str(target.get('rule', '')))}). "
+        f"&le; {_fmt(target.get('value'))} ({html.escape(str(target.get('rule', '')))}). "
         f"Wall seconds include evaluation time saved by the shared cache.</p>"
     )
     parts = [
@@ -199,3 +199,7 @@ def _versions() -> str:
         rows.append({"package": name, "version": version})
     rows.append({"package": "platform", "version": platform.platform()})
     return _section("Versions", _table(pd.DataFrame(rows), index=False))
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) else html.escape(str(value))

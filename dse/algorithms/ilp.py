@@ -10,6 +10,10 @@ predicted and the measured score side by side.
 from __future__ import annotations
 
 import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -22,6 +26,8 @@ from dse.algorithms.scoring import cost_metric, cost_of, from_loss, loss, requir
 from dse.errors import ConfigError, DseError
 from dse.files import write_csv
 from dse.registry import ALGORITHMS
+
+TIE_SECONDS = 2.0  # for breaking ties between equally good answers, per budget
 
 
 class IlpOptions(BaseModel):
@@ -122,11 +128,13 @@ def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float
     of the costs; a dynamic program over budgets would need integer costs and a table as wide as
     the budget in bits (millions for a ResNet). Ties in predicted loss (choices whose drop is below
     what the score resolves) spend the budget, by a second solve that maximises size among the
-    optimal answers: more bits are never predicted to hurt. Solver tolerances can let the size
-    exceed the budget by a hair: such an answer is re-solved with the excess taken off.
+    optimal answers: more bits are never predicted to hurt. That second solve is a subset sum
+    (hard to prove optimal), so it gets `TIE_SECONDS` and its best answer so far. Solver
+    tolerances can let the size exceed the budget by a hair: such an answer is re-solved with the
+    excess taken off.
     """
     names = list(sens)
-    allowed = np.concatenate([np.isfinite(sens[n]) for n in names])
+    allowed = np.concatenate([_useful(sens[n], delta[n]) for n in names])
     loss_vec = np.where(allowed, np.concatenate([sens[n] for n in names]), 0.0)
     size_vec = np.concatenate([delta[n] for n in names])
     one_hot = np.zeros((len(names), len(size_vec)))
@@ -136,18 +144,24 @@ def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float
         start += len(sens[n])
     bounds = Bounds(0, allowed.astype(float))  # a failed choice is fixed at 0
     integrality = np.ones(len(size_vec))
-    opts = {"mip_rel_gap": 0.0}
+    exact, tie_break = {"mip_rel_gap": 0.0}, {"mip_rel_gap": 0.0, "time_limit": TIE_SECONDS}
     limit = room
     for _ in range(5):
         base = [LinearConstraint(one_hot, 1, 1), LinearConstraint(size_vec[None, :], -np.inf, limit)]
-        res = milp(loss_vec, constraints=base, integrality=integrality, bounds=bounds, options=opts)
+        with _quiet_stdout():
+            res = milp(loss_vec, constraints=base, integrality=integrality, bounds=bounds, options=exact)
         if res.status != 0:
             return None
-        best = float(loss_vec @ np.round(res.x))
+        x = np.round(res.x)
+        best = float(loss_vec @ x)
         slack = 1e-9 * max(1.0, abs(best))
         tie = LinearConstraint(loss_vec[None, :], -np.inf, best + slack)
-        res2 = milp(-size_vec, constraints=[*base, tie], integrality=integrality, bounds=bounds, options=opts)
-        x = np.round((res2 if res2.status == 0 else res).x)
+        with _quiet_stdout():
+            res2 = milp(
+                -size_vec, constraints=[*base, tie], integrality=integrality, bounds=bounds, options=tie_break
+            )
+        if res2.x is not None and float(loss_vec @ np.round(res2.x)) <= best + slack:
+            x = np.round(res2.x)
         excess = float(size_vec @ x) - room
         if excess <= 0:
             picks, start = {}, 0
@@ -157,6 +171,34 @@ def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float
             return picks
         limit -= excess + 1e-9 * max(1.0, abs(room))
     return None
+
+
+def _useful(sens: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Choices worth offering: not failed, and the best (then the highest) of those of equal size.
+
+    Without this, a variable the size ignores (activations against weight_bits) could take any
+    of its equally good choices, fewer bits included.
+    """
+    keep = np.isfinite(sens)
+    for j in range(len(sens)):
+        same = [k for k in range(len(sens)) if k != j and delta[k] == delta[j] and np.isfinite(sens[k])]
+        if any(sens[k] < sens[j] or (sens[k] == sens[j] and k > j) for k in same):
+            keep[j] = False
+    return keep
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """HiGHS (as bundled with scipy) prints debugging lines straight to file descriptor 1."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _check_additive(ctx: SearchContext, cost: str, top_cost: float, delta: dict[str, np.ndarray]) -> None:

@@ -202,7 +202,8 @@ class TensorQuantizer(nn.Module):
         """Grid parameters for a bit width, cached: Python floats per tensor, float32 tensors per channel."""
         bits = self.check_bits(self._num_bits if num_bits is None else num_bits, self._mode)
         if bits not in self._params and self.fixed_point is not None:
-            self.range(bits)  # raises where uncalibrated
+            if not self._calibrated:
+                raise CalibrationError(f"{self.label} is not calibrated")
             self._params[bits] = self.fixed_point.params(bits)
         if bits not in self._params:
             amin, amax = self.range(bits)

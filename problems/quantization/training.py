@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dse.errors import DseError
 from problems.quantization.config import DataSection, ModelSection, TrainingSection
 from problems.quantization.data import Split, Splits
 
@@ -95,7 +96,7 @@ def train_baseline(
     x, y = splits.train.x, splits.train.y
     n = len(y)
     if n == 0:
-        raise ValueError("empty training split")
+        raise DseError("data: the training split is empty; use more data or smaller val/test fractions")
     bs = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total = cfg.epochs * steps_per_epoch

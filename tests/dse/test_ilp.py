@@ -87,6 +87,10 @@ def test_ties_in_predicted_loss_spend_the_budget():
     assert solve(sens, delta, 0.0) == {"a": 1, "b": 1}
     assert solve(sens, delta, -10.0) == {"a": 0, "b": 1}
     assert solve(sens, delta, -12.0) == {"a": 0, "b": 0}
+    # a variable the size ignores keeps its highest equally good choice
+    free = {"a": np.array([0.0, 0.0, 0.0]), "b": np.array([0.5, 0.0, 0.0])}
+    zero = {"a": np.zeros(3), "b": np.array([-4.0, -2.0, 0.0])}
+    assert solve(free, zero, -4.0) == {"a": 2, "b": 0}
 
 
 @pytest.mark.parametrize(

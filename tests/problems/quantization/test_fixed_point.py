@@ -164,6 +164,7 @@ def test_quantized_model_fixed_point_with_bias_quantizers():
     assert torch.equal(layer.bias, qm.quantized_bias("0", 2))
     with torch.inference_mode():
         low = (qm(x) - model(x)).abs().mean().item()
-        qm.set_bits(weights={"0": 16, "3": 16}, activations={n: 16 for n in qm.act_quantizers}, biases={"0": 16})
+        acts = {n: 16 for n in qm.act_quantizers}
+        qm.set_bits(weights={"0": 16, "3": 16}, activations=acts, biases={"0": 16})
         high = (qm(x) - model(x)).abs().mean().item()
     assert high < 1e-3 < low
