@@ -30,10 +30,21 @@ def non_dominated(F: np.ndarray) -> np.ndarray:
 
 
 def pareto_front(evals: Sequence[Evaluation], objectives: Objectives) -> list[Evaluation]:
-    """Feasible, successful evaluations that no other such evaluation dominates, by eval_id."""
+    """Feasible, successful evaluations that no other such evaluation dominates, by eval_id.
+
+    Configurations with identical objectives (e.g. differing only in bits that no objective sees)
+    are one point of the front: the first evaluated stands for them.
+    """
     pool = [e for e in evals if e.ok and e.feasible]
-    idx = non_dominated(objectives.matrix(pool))
-    return sorted((pool[i] for i in idx), key=lambda e: e.eval_id)
+    front = sorted((pool[i] for i in non_dominated(objectives.matrix(pool))), key=lambda e: e.eval_id)
+    seen: set[tuple[float, ...]] = set()
+    distinct = []
+    for e in front:
+        key = tuple(objectives.minimised(e))
+        if key not in seen:
+            seen.add(key)
+            distinct.append(e)
+    return distinct
 
 
 @dataclass(frozen=True)

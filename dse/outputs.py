@@ -29,6 +29,8 @@ class RunInfo:
     run_dir: Path
     wall_seconds: float = 0.0
     replayed: int = 0
+    status: str = "finished"  # budget_spent, finished, interrupted or error
+    error: str = ""
 
 
 def write_run_outputs(
@@ -51,6 +53,8 @@ def write_run_outputs(
 
     baseline = setup.problem.reference()
     summary = {
+        "status": info.status,
+        **({"error": info.error} if info.error else {}),
         "experiment": cfg.experiment.name,
         "problem": cfg.experiment.problem,
         "algorithm": cfg.algorithm.name,

@@ -20,7 +20,7 @@ from dse.config import ExperimentConfig, parse_config
 from dse.errors import ConfigError, DseError
 from dse.evaluation import Evaluation
 from dse.evaluator import Evaluator
-from dse.files import write_json, write_text
+from dse.files import write_text
 from dse.journal import JOURNAL_NAME, Journal
 from dse.objectives import AccuracyConstraint, Objectives
 from dse.outputs import RunInfo, write_run_outputs
@@ -189,7 +189,7 @@ def run_experiment(
     bar = tqdm(
         total=cfg.algorithm.budget,
         desc=cfg.algorithm.name,
-        disable=not progress,
+        disable=None if progress else True,  # None: tqdm shows the bar on a terminal only
         file=sys.stderr,
         dynamic_ncols=True,
     )
@@ -260,13 +260,11 @@ def run_experiment(
 def _write_outputs(
     info: RunInfo, journal: Journal, status: str, error: str
 ) -> tuple[list[Evaluation], dict[str, Any]]:
-    """Derive every output from the journal (the record), then add how the run ended to the summary."""
+    """Derive every output from the journal (the record), saying in the summary how the run ended."""
     evals = sorted((e for e in journal.evaluations() if e.kind == "search"), key=lambda e: e.eval_id)
     refs = sorted((e for e in journal.evaluations() if e.kind == "reference"), key=lambda e: e.eval_id)
-    summary = write_run_outputs(info, evals, refs)
-    summary = {"status": status, **({"error": error} if error else {}), **summary}
-    write_json(info.run_dir / "summary.json", summary)
-    return evals, summary
+    info.status, info.error = status, error
+    return evals, write_run_outputs(info, evals, refs)
 
 
 def _check_all_high(evaluator: Evaluator, setup: Setup) -> Evaluation:

@@ -59,3 +59,17 @@ def test_moea_needs_two_objectives(tmp_path):
 
     path = write_config(tmp_path, objectives=["accuracy"])
     assert main(["run", str(path), "--quiet"]) == 2
+
+
+def test_moea_first_population_holds_the_uniform_configurations(tmp_path):
+    res = run(tmp_path, "nsga2", budget=12)  # pop_size 12: the first generation only
+    firsts = [tuple(e.values.values()) for e in res.evaluations]
+    for bits in (2, 3, 4, 6, 8):
+        assert (bits,) * 4 in firsts
+
+
+def test_initial_option_is_checked(tmp_path):
+    from dse.cli import main
+
+    path = write_config(tmp_path, algorithm={"name": "nsga2", "options": {"initial": "best"}})
+    assert main(["run", str(path), "--quiet"]) == 2

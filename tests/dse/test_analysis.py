@@ -39,3 +39,8 @@ def test_hypervolume_known_value():
     assert hypervolume(two, OBJ, norm) == pytest.approx(0.36 + 0.12)
     assert hypervolume([E(0, 80, 50)], OBJ, norm) == 0.0  # beyond the reference point
     assert norm.reference_point() == pytest.approx({"accuracy": 89.0, "weight_bits": 110.0})
+
+
+def test_identical_objectives_are_one_front_point():
+    evals = [E(0, 95, 20), E(1, 95, 20), E(2, 90, 10), E(3, 90, 10)]
+    assert [e.eval_id for e in pareto_front(evals, OBJ)] == [0, 2]

@@ -70,7 +70,9 @@ def test_the_shared_memo_runs_each_configuration_once_and_journals_stay_complete
     lines = calls.read_text().splitlines()
     assert len(lines) == len(set(lines)) == len(distinct)
     table = pd.read_csv(out / "comparison.csv")
-    assert table.shared_evaluations.iloc[0] == 0 and table.shared_evaluations.iloc[1:].sum() > 0
+    # the first run shares only with its own reference points (uniform genomes seed the MOEAs);
+    # the runs after it reuse the first run's configurations too
+    assert table.shared_evaluations.iloc[1:].min() > table.shared_evaluations.iloc[0]
 
 
 def test_compare_finished_runs_gives_the_same_numbers(compared):

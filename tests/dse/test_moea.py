@@ -83,13 +83,13 @@ def _ctx(senses=("max", "min")):
 
 
 def test_rnsga2_reference_points_are_minimised_not_scaled():
-    algo = ALGORITHMS.get("rnsga2")({"ref_points": [[99.0, 200000]], "epsilon": 0.01})
+    algo = ALGORITHMS.get("rnsga2")({"ref_points": [[99.0, 200000]], "epsilon": 0.01, "initial": "random"})
     built = algo.build(_ctx(), 2)
     assert np.array_equal(built.survival.ref_points, [[-99.0, 200000.0]]) and built.survival.epsilon == 0.01
 
 
 def test_nsga3_population_covers_its_reference_directions():
-    small = ALGORITHMS.get("nsga3")({}).build(_ctx(), 2)
+    small = ALGORITHMS.get("nsga3")({"initial": "random"}).build(_ctx(), 2)
     assert len(small.ref_dirs) == 12 and small.pop_size == 12
-    big = ALGORITHMS.get("nsga3")({"n_partitions": 20, "pop_size": 8}).build(_ctx(), 2)
+    big = ALGORITHMS.get("nsga3")({"n_partitions": 20, "pop_size": 8, "initial": "random"}).build(_ctx(), 2)
     assert len(big.ref_dirs) == 21 and big.pop_size == 21
