@@ -71,6 +71,9 @@ def run_config(
     seeds = list(dict.fromkeys(cfg.compare.seeds))
     if not seeds:
         raise ConfigError("compare.seeds: give at least one seed")
+    stray = [a for a in cfg.compare.options if a not in algorithms]
+    if stray:
+        raise ConfigError(f"compare.options.{stray[0]}: not one of the compared algorithms")
     budget = cfg.compare.budget or cfg.algorithm.budget
     out_dir = Path(out_dir) if out_dir is not None else compare_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +83,9 @@ def run_config(
     for algorithm in algorithms:
         for seed in seeds:
             run_dir = out_dir / "runs" / f"{algorithm}-s{seed}"
-            options = cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
+            options = cfg.compare.options.get(algorithm) or (
+                cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
+            )
             cfg_i = cfg.model_copy(
                 update={
                     "algorithm": cfg.algorithm.model_copy(

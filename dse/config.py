@@ -54,6 +54,9 @@ class CompareSection(Section):
     algorithms: list[str] = Field(default_factory=lambda: ["nsga2", "random"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     budget: int | None = Field(None, ge=1)
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="algorithm name -> its algorithm.options in this comparison"
+    )
 
 
 class ExperimentConfig(Section):

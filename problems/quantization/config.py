@@ -11,6 +11,15 @@ from pydantic import Field, field_validator, model_validator
 from dse.config import ExperimentConfig, Section
 
 
+def _regex(rx: str | None, where: str = "") -> str | None:
+    if rx is not None:
+        try:
+            re.compile(rx)
+        except re.error as e:
+            raise ValueError(f"{where}invalid regex {rx!r}: {e}") from None
+    return rx
+
+
 class ModelSection(Section):
     name: str = Field("resnet20", description="registered model name, or 'package.module:factory'")
     options: dict[str, Any] = Field(default_factory=dict, description="factory keyword arguments")
@@ -74,12 +83,7 @@ class ActivationQuantSection(Section):
     @field_validator("names")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"invalid regex {v!r}: {e}") from None
-        return v
+        return _regex(v)
 
 
 class FixedPointSection(Section):
@@ -134,12 +138,8 @@ class BitsSpec(Section):
             raise ValueError(f"bits {bad[0]} outside 1-32")
         if self.bounds is not None and self.bounds[0] > self.bounds[1]:
             raise ValueError(f"bounds lo={self.bounds[0]} > hi={self.bounds[1]}")
-        for rx in (self.include, self.exclude):
-            if rx is not None:
-                try:
-                    re.compile(rx)
-                except re.error as e:
-                    raise ValueError(f"invalid regex {rx!r}: {e}") from None
+        _regex(self.include)
+        _regex(self.exclude)
         return self
 
     def values(self) -> list[int]:
@@ -162,10 +162,7 @@ class SearchSpaceSection(Section):
         if self.weights is None and self.activations is None:
             raise ValueError("empty search space: search weights, activations or both")
         for name, rx in self.ties.items():
-            try:
-                re.compile(rx)
-            except re.error as e:
-                raise ValueError(f"ties.{name}: invalid regex {rx!r}: {e}") from None
+            _regex(rx, f"ties.{name}: ")
         return self
 
 

@@ -121,7 +121,7 @@ def mlp(
 _FILLED = ("in_channels", "num_classes", "input_shape")
 
 
-def _is_import_path(name: str) -> bool:
+def is_import_path(name: str) -> bool:
     return ":" in name or "." in name
 
 
@@ -142,7 +142,7 @@ def build_model(
         for key in _FILLED:
             if key in params and key not in kwargs and filled[key] is not None:
                 kwargs[key] = tuple(filled[key]) if key == "input_shape" else filled[key]
-    elif _is_import_path(name):
+    elif is_import_path(name):
         try:
             factory = import_object(name)
         except ImportError as e:

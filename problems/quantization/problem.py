@@ -71,9 +71,9 @@ class LayerwiseQuantizationProblem(Problem):
     def check_config(cls, cfg: QuantizationConfig) -> None:
         """Cheap checks for `dse validate`: names that must exist, files that must be there."""
         from problems.quantization.data import DATASETS
-        from problems.quantization.models import MODELS, _is_import_path
+        from problems.quantization.models import MODELS, is_import_path
 
-        if not _is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
+        if not is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
             raise DseError(
                 f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(MODELS.names())}"
             )

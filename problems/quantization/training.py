@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dse.errors import DseError
+from dse.files import atomic_write
 from problems.quantization.config import DataSection, ModelSection, TrainingSection
 from problems.quantization.data import Split, Splits
 
@@ -164,17 +163,6 @@ def baseline_key(
     return hashlib.sha256(text.encode()).hexdigest(), json.loads(text)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cached_baseline(
     model_cfg: ModelSection,
     data_cfg: DataSection,
@@ -210,8 +198,8 @@ def cached_baseline(
     info = train_baseline(model, splits, training_cfg, seed, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(pt, lambda p: torch.save(state, p))
+    atomic_write(pt, lambda p: torch.save(state, p))
     stored = {**info, "config": payload}
-    _atomic_write(meta, lambda p: p.write_text(json.dumps(stored, indent=2) + "\n"))
+    atomic_write(meta, lambda p: p.write_text(json.dumps(stored, indent=2) + "\n"))
     info.update(cached=False, key=key, path=str(pt))
     return model, info

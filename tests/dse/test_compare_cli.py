@@ -127,3 +127,22 @@ def test_widening_a_comparison_reuses_its_finished_runs(tmp_path):
     replayed = json.loads((out / "runs" / "random-s0" / "summary.json").read_text())["replayed_from_journal"]
     assert replayed == 10
     assert len(pd.read_csv(out / "comparison.csv")) == 4
+
+
+def test_compare_options_reach_their_algorithm_and_strays_are_refused(tmp_path, capsys):
+    path = write_config(
+        tmp_path,
+        compare={
+            "algorithms": ["nsga2", "random"],
+            "seeds": [0],
+            "budget": 12,
+            "options": {"nsga2": {"initial": "random"}},
+        },
+    )
+    out = tmp_path / "cmp"
+    assert run_cli("compare", str(path), "--quiet", "--out", str(out)) == 0
+    saved = (out / "runs" / "nsga2-s0" / "config.yaml").read_text()
+    assert "initial: random" in saved
+    bad = write_config(tmp_path, compare={"algorithms": ["nsga2"], "options": {"nsga3": {}}})
+    assert run_cli("compare", str(bad), "--quiet", "--out", str(tmp_path / "cmp2")) == 2
+    assert "compare.options.nsga3" in capsys.readouterr().err
