@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -242,7 +243,7 @@ def run_experiment(
     finally:
         bar.close()
         journal.close()
-        info.wall_seconds = time.perf_counter() - start
+        info.wall_seconds = time.perf_counter() - start + (0.0 if fresh else _earlier_wall_seconds(run_dir))
         info.replayed = evaluator.replayed
         try:
             if refused:
@@ -265,6 +266,14 @@ def _write_outputs(
     refs = sorted((e for e in journal.evaluations() if e.kind == "reference"), key=lambda e: e.eval_id)
     info.status, info.error = status, error
     return evals, write_run_outputs(info, evals, refs)
+
+
+def _earlier_wall_seconds(run_dir: Path) -> float:
+    """Wall time of the processes this run resumes, as their last summary recorded it (0 if none)."""
+    try:
+        return float(json.loads((run_dir / "summary.json").read_text())["wall_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def _check_all_high(evaluator: Evaluator, setup: Setup) -> Evaluation:

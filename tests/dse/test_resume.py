@@ -188,3 +188,19 @@ def test_fresh_with_a_refused_config_leaves_the_old_run_in_place(tmp_path, capsy
     assert run_cli("run", str(refused), "--quiet", "--fresh") == 2
     assert "no configuration can meet" in capsys.readouterr().err
     assert events(run_dir) == old and not list(run_dir.parent.glob("*.old-*"))
+
+
+def test_wall_time_accumulates_over_resumes(tmp_path):
+    import json
+
+    from tests.dse.helpers import run_cli, write_config
+
+    path = write_config(tmp_path, algorithm={"budget": 20})
+    assert run_cli("run", str(path), "--quiet") == 0
+    summary = tmp_path / "results" / "toy" / "nsga2-s0" / "summary.json"
+    first = json.loads(summary.read_text())["wall_seconds"]
+    data = json.loads(summary.read_text())
+    data["wall_seconds"] = first + 100.0  # as if the earlier process had run 100 s longer
+    summary.write_text(json.dumps(data))
+    assert run_cli("run", str(path), "--quiet", "--budget", "30") == 0
+    assert json.loads(summary.read_text())["wall_seconds"] >= first + 100.0
