@@ -77,11 +77,23 @@ def draw_front(data: FrontPlotData, path: Path, title: str = "") -> None:
     if data.threshold_y is not None and ys:  # keep the interesting band readable
         lo = min(data.threshold_y - 5, min(b for _, b in data.front) if data.front else data.threshold_y)
         ax.set_ylim(bottom=max(lo, min(ys)) - 0.5, top=max(ys + [data.baseline_y or 0]) + 0.5)
-    ax.set_xlabel(data.x_name)
-    ax.set_ylabel(data.y_name)
+    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path)
+
+
+def finish_front_axes(
+    fig: plt.Figure, ax: plt.Axes, x_name: str, y_name: str, title: str, path: Path
+) -> None:
+    """The common dressing of every front plot, then the atomic save."""
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
+    save_figure(fig, path)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)

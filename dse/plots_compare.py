@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dse.files import atomic_write  # noqa: E402
+from dse.plots import finish_front_axes, save_figure  # noqa: E402
 from dse.rundata import RunData  # noqa: E402
 
 
@@ -67,13 +67,7 @@ def draw_overlay(data: OverlayData, path: Path, title: str = "") -> None:
     if data.threshold_y is not None and ys:
         top = max(ys + [data.baseline_y or -np.inf] + [u[1] for u in data.uniform])
         ax.set_ylim(bottom=min(ys + [data.threshold_y]) - 0.5, top=top + 0.5)
-    ax.set_xlabel(data.x_name)
-    ax.set_ylabel(data.y_name)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path)
 
 
 @dataclass
@@ -131,10 +125,4 @@ def draw_hv_bands(bands: Sequence[HVBand], path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
-    plt.close(fig)
+    save_figure(fig, path)

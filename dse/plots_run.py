@@ -18,8 +18,8 @@ import pandas as pd  # noqa: E402
 from dse.evaluation import Evaluation  # noqa: E402
 from dse.heldout import held_out_pairs, load_held_out  # noqa: E402
 from dse.metrics import hv_curve  # noqa: E402
-from dse.plots import FrontPlotData, draw_front  # noqa: E402
-from dse.plots_compare import _save, draw_hv_bands, hv_band_data  # noqa: E402
+from dse.plots import FrontPlotData, draw_front, finish_front_axes, save_figure  # noqa: E402
+from dse.plots_compare import draw_hv_bands, hv_band_data  # noqa: E402
 from dse.rundata import RunData  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def draw_heatmap(data: HeatmapData, path: Path, title: str = "") -> None:
     ax.set_yticklabels(data.variables, fontsize=6 if n_var > 20 else 8)
     ax.set_xlabel(f"Pareto configurations by {data.size_name}")
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 @dataclass
@@ -146,7 +146,7 @@ def draw_parallel(data: ParallelData, path: Path, title: str = "") -> None:
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 @dataclass
@@ -187,13 +187,7 @@ def draw_held_out(data: HeldOutPlotData, path: Path, title: str = "") -> None:
             lw=0.7,
             label=f"float, held out ({data.held_baseline_y:.2f})",
         )
-    ax.set_xlabel(data.x_name)
-    ax.set_ylabel(data.y_name)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
-    _save(fig, path)
+    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path)
 
 
 def run_front_data(run: RunData) -> FrontPlotData:
