@@ -28,7 +28,9 @@ def main(args: argparse.Namespace) -> int:
     )
     base = s["baseline_accuracy"]
     if base is not None:
-        print(f"float baseline accuracy: {base:.2f}; accuracy threshold: {s['accuracy_threshold']}")
+        threshold = s["accuracy_threshold"]
+        limit = "none" if threshold is None else f"{threshold:.2f}"
+        print(f"float baseline accuracy: {base:.2f}; accuracy threshold: {limit}")
     print(f"Pareto front: {s['pareto_size']} points, hypervolume {s['hypervolume']:.4f}")
     for line in _front_lines(result.run_dir, list(s["objectives"])):
         print("  " + line)
