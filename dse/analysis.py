@@ -55,9 +55,8 @@ class Normalization:
 
     def scale(self, F_min: np.ndarray, objectives: Objectives) -> np.ndarray:
         """Minimised objective matrix -> 0 at best, 1 at worst."""
-        signs = np.array([1.0 if s == "min" else -1.0 for s in objectives.senses])
-        best = np.array(self.best) * signs
-        worst = np.array(self.worst) * signs
+        best = np.array(self.best) * objectives.signs
+        worst = np.array(self.worst) * objectives.signs
         span = np.where(worst - best == 0, 1.0, worst - best)
         return (np.asarray(F_min, dtype=float) - best) / span
 

@@ -30,13 +30,16 @@ class Objectives:
             )
         return cls(tuple(names), tuple(problem.METRICS[n] for n in names))
 
+    @property
+    def signs(self) -> np.ndarray:
+        """+1 for minimised objectives, -1 for maximised: multiplying by it gives the minimised form."""
+        return np.array([1.0 if s == "min" else -1.0 for s in self.senses])
+
     def minimised(self, ev: Evaluation) -> np.ndarray:
         """The evaluation's objectives, negated where maximised; the penalty where it failed."""
         if not ev.ok:
             return np.full(len(self.names), PENALTY)
-        return np.array(
-            [ev.metrics[n] if s == "min" else -ev.metrics[n] for n, s in zip(self.names, self.senses)]
-        )
+        return np.array([ev.metrics[n] for n in self.names]) * self.signs
 
     def matrix(self, evals: Sequence[Evaluation]) -> np.ndarray:
         return np.array([self.minimised(e) for e in evals]).reshape(len(evals), len(self.names))

@@ -120,8 +120,7 @@ class RNSGA2(PymooMOEA):
                 f"algorithm.options.ref_points: each point needs {n_obj} values, one per objective "
                 f"({', '.join(ctx.objectives.names)})"
             )
-        signs = np.array([1.0 if s == "min" else -1.0 for s in ctx.objectives.senses])
-        kwargs["ref_points"] = pts * signs
+        kwargs["ref_points"] = pts * ctx.objectives.signs
         return kwargs
 
 
