@@ -234,7 +234,7 @@ def checkpoints(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
     import torch
 
-    from problems.quantization.models import build_model
+    from problems.quantization.zoo.models import build_model
     from tests.problems.quantization import odd_models
 
     folder = tmp_path_factory.mktemp("checkpoints")

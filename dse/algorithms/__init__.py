@@ -1,4 +1,4 @@
-"""Search algorithms; importing this package registers the built-in ones in `dse.registry.ALGORITHMS`."""
+"""Search algorithms; importing this package registers the built-in ones in `dse.core.registry.ALGORITHMS`."""
 
 from dse.algorithms import (  # noqa: F401 - imported to register
     bisection,

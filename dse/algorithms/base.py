@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from dse.errors import BudgetExhausted, ConfigError
-from dse.evaluator import Evaluator
-from dse.objectives import AccuracyConstraint, Objectives
-from dse.problem import Problem
-from dse.space import SearchSpace
+from dse.core.errors import BudgetExhausted, ConfigError
+from dse.core.objectives import AccuracyConstraint, Objectives
+from dse.core.problem import Problem
+from dse.core.space import SearchSpace
+from dse.run.evaluator import Evaluator
 
 
 class NoOptions(BaseModel):

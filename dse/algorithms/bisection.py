@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dse.algorithms.base import Algorithm, SearchContext
 from dse.algorithms.scoring import from_loss, loss, require_metric
-from dse.errors import ConfigError, DseError
-from dse.files import write_csv, write_json
-from dse.registry import ALGORITHMS
-from dse.space import SearchSpace
+from dse.core.errors import ConfigError, DseError
+from dse.core.files import write_csv, write_json
+from dse.core.registry import ALGORITHMS
+from dse.core.space import SearchSpace
 
 
 class BisectionOptions(BaseModel):

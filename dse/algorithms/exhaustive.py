@@ -7,8 +7,8 @@ import itertools
 from pydantic import BaseModel, ConfigDict, Field
 
 from dse.algorithms.base import Algorithm, SearchContext
-from dse.errors import ConfigError
-from dse.registry import ALGORITHMS
+from dse.core.errors import ConfigError
+from dse.core.registry import ALGORITHMS
 
 BATCH = 256  # genomes handed to the evaluator at a time (order is unchanged)
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dse.algorithms.base import Algorithm, SearchContext
 from dse.algorithms.scoring import at_or_above, cost_metric, cost_of, require_metric
-from dse.errors import ConfigError
-from dse.evaluation import Evaluation
-from dse.files import write_csv
-from dse.registry import ALGORITHMS
+from dse.core.errors import ConfigError
+from dse.core.evaluation import Evaluation
+from dse.core.files import write_csv
+from dse.core.registry import ALGORITHMS
 
 
 class GreedyOptions(BaseModel):

@@ -23,9 +23,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from dse.algorithms.base import Algorithm, SearchContext
 from dse.algorithms.scoring import cost_metric, cost_of, from_loss, loss, require_metric
-from dse.errors import ConfigError, DseError
-from dse.files import write_csv
-from dse.registry import ALGORITHMS
+from dse.core.errors import ConfigError, DseError
+from dse.core.files import write_csv
+from dse.core.registry import ALGORITHMS
 
 TIE_SECONDS = 2.0  # for breaking ties between equally good answers, per budget
 

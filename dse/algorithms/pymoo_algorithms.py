@@ -14,8 +14,8 @@ from pymoo.util.ref_dirs import get_reference_directions
 
 from dse.algorithms.base import SearchContext
 from dse.algorithms.pymoo_moea import PymooMOEA
-from dse.errors import ConfigError
-from dse.registry import ALGORITHMS
+from dse.core.errors import ConfigError
+from dse.core.registry import ALGORITHMS
 
 
 def _is_int(x: Any) -> bool:

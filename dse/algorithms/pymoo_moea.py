@@ -22,10 +22,10 @@ from pymoo.problems.static import StaticProblem
 
 from dse.algorithms.base import Algorithm, SearchContext
 from dse.algorithms.sampling import SeededIntegerSampling, uniform_genomes
-from dse.errors import ConfigError
-from dse.evaluation import Evaluation
-from dse.objectives import PENALTY
-from dse.registry import ALGORITHMS, import_object
+from dse.core.errors import ConfigError
+from dse.core.evaluation import Evaluation
+from dse.core.objectives import PENALTY
+from dse.core.registry import ALGORITHMS, import_object
 
 
 class PymooMOEA(Algorithm):

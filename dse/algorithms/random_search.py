@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dse.algorithms.base import Algorithm, SearchContext
-from dse.registry import ALGORITHMS
+from dse.core.registry import ALGORITHMS
 
 
 @ALGORITHMS.register("random")

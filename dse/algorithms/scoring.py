@@ -10,9 +10,9 @@ import math
 from collections.abc import Mapping
 
 from dse.algorithms.base import SearchContext
-from dse.errors import ConfigError
-from dse.evaluation import Evaluation
-from dse.problem import Variable
+from dse.core.errors import ConfigError
+from dse.core.evaluation import Evaluation
+from dse.core.problem import Variable
 
 
 def require_metric(ctx: SearchContext, metric: str, field: str) -> None:

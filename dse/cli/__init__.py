@@ -11,7 +11,7 @@ import threading
 import warnings
 from typing import Any
 
-from dse.errors import DseError
+from dse.core.errors import DseError
 
 COMMANDS = ["run", "validate", "bench", "compare", "plot", "report", "evaluate", "pick"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dse.cli.common import config_from_args
-from dse.errors import DseError
-from dse.runner import build_setup
+from dse.core.errors import DseError
+from dse.run.setup import build_setup
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dse.config import ExperimentConfig, load_config
+from dse.core.config import ExperimentConfig, load_config
 
 
 def add_config_overrides(p: argparse.ArgumentParser) -> None:

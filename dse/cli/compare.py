@@ -7,11 +7,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dse.compare import compare_dir, compare_runs, run_config
-from dse.comparison import formatted_summary
-from dse.config import load_config
-from dse.errors import DseError
-from dse.rundata import load_run
+from dse.compare.comparison import formatted_summary
+from dse.compare.runs import compare_dir, compare_runs, run_config
+from dse.core.config import load_config
+from dse.core.errors import DseError
+from dse.results.rundata import load_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

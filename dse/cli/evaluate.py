@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from dse.comparison import first_difference
-from dse.config import parse_config
-from dse.errors import DseError
-from dse.heldout import SPLITS, has_held_out, write_held_out
-from dse.plots_run import write_run_plots
-from dse.rundata import load_run
-from dse.runner import build_setup
+from dse.compare.comparison import first_difference
+from dse.core.config import parse_config
+from dse.core.errors import DseError
+from dse.results.heldout import SPLITS, has_held_out, write_held_out
+from dse.results.rundata import load_run
+from dse.run.setup import build_setup
+from dse.viz.run_plots import write_run_plots
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from dse.errors import DseError
-from dse.pick import pick, write_mpq
-from dse.rundata import load_run
+from dse.core.errors import DseError
+from dse.results.pick import pick, write_mpq
+from dse.results.rundata import load_run
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from dse.plots_run import write_run_plots
-from dse.rundata import load_run
+from dse.results.rundata import load_run
+from dse.viz.run_plots import write_run_plots
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dse.report import write_report
+from dse.viz.report import write_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

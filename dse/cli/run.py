@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from dse.cli.common import add_config_overrides, config_from_args
-from dse.postrun import finish_run
-from dse.runner import run_experiment
+from dse.results.postrun import finish_run
+from dse.run.runner import run_experiment
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ import argparse
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.cli.common import config_from_args
-from dse.registry import PROBLEMS
-from dse.runner import get_algorithm
+from dse.core.registry import PROBLEMS
+from dse.run.setup import get_algorithm
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from dse.config import ExperimentConfig, Section
+from dse.core.config import ExperimentConfig, Section
 
 
 def _regex(rx: str | None, where: str = "") -> str | None:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from problems.quantization.data import Split, Splits
 from problems.quantization.qmodel import QuantizedModel
+from problems.quantization.zoo.data import Split, Splits
 
 
 def _batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

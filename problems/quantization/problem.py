@@ -13,12 +13,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from dse.errors import DseError
-from dse.problem import Problem, Variable
+from dse.core.errors import DseError
+from dse.core.problem import Problem, Variable
 from problems.quantization.bench import benchmark
 from problems.quantization.config import BitsSpec, QuantizationConfig
 from problems.quantization.evaluation import ModelEvaluator
-from problems.quantization.fixed_point import initial_word_length
+from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
 from problems.quantization.setup import prepare_baseline
@@ -70,8 +70,8 @@ class LayerwiseQuantizationProblem(Problem):
     @classmethod
     def check_config(cls, cfg: QuantizationConfig) -> None:
         """Cheap checks for `dse validate`: names that must exist, files that must be there."""
-        from problems.quantization.data import DATASETS
-        from problems.quantization.models import MODELS, is_import_path
+        from problems.quantization.zoo.data import DATASETS
+        from problems.quantization.zoo.models import MODELS, is_import_path
 
         if not is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
             raise DseError(

@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from problems.quantization.fixed_point import FixedPointFormat
-from problems.quantization.quantizer import (
+from problems.quantization.formats.fixed_point import FixedPointFormat
+from problems.quantization.formats.quantizer import (
     CalibrationError,
     QuantizationError,
     TensorQuantizer,

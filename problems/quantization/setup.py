@@ -8,9 +8,9 @@ from typing import Any
 from torch import nn
 
 from problems.quantization.config import QuantizationConfig
-from problems.quantization.data import Splits, load_dataset
-from problems.quantization.models import build_model, load_checkpoint
-from problems.quantization.training import accuracy, cached_baseline
+from problems.quantization.zoo.data import Splits, load_dataset
+from problems.quantization.zoo.models import build_model, load_checkpoint
+from problems.quantization.zoo.training import accuracy, cached_baseline
 
 
 def prepare_baseline(

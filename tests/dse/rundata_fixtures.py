@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dse.analysis import Normalization
-from dse.evaluation import Evaluation
-from dse.objectives import Objectives
-from dse.rundata import RunData
+from dse.core.evaluation import Evaluation
+from dse.core.objectives import Objectives
+from dse.indicators.normalization import Normalization
+from dse.results.rundata import RunData
 
 OBJ = Objectives(("accuracy", "weight_bits"), ("max", "min"))
 # normalised = ((100 - accuracy) / 10, weight_bits / 100)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from dse.config import parse_config
-from dse.runner import RunResult, run_experiment
+from dse.core.config import parse_config
+from dse.run.runner import RunResult, run_experiment
 
 
 def run_toy(

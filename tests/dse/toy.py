@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from dse.config import ExperimentConfig, Section
-from dse.problem import Problem, Variable
-from dse.registry import PROBLEMS
+from dse.core.config import ExperimentConfig, Section
+from dse.core.problem import Problem, Variable
+from dse.core.registry import PROBLEMS
 
 
 class ToySection(Section):

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from dse.config import parse_config  # noqa: E402
-from dse.runner import run_experiment  # noqa: E402
+from dse.core.config import parse_config  # noqa: E402
+from dse.run.runner import run_experiment  # noqa: E402
 from tests.dse.proc import events  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from dse.config import parse_config
-from dse.registry import PROBLEMS
+from dse.core.config import parse_config
+from dse.core.registry import PROBLEMS
 
 
 @pytest.fixture(scope="module")

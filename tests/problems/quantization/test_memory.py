@@ -7,8 +7,9 @@ import pytest
 pytest.importorskip("torch")
 psutil = pytest.importorskip("psutil")
 
-from dse.config import parse_config  # noqa: E402
-from dse.runner import build_setup, run_experiment  # noqa: E402
+from dse.core.config import parse_config  # noqa: E402
+from dse.run.runner import run_experiment  # noqa: E402
+from dse.run.setup import build_setup  # noqa: E402
 
 WARM_UP, EVALUATIONS, MARGIN_MB = 100, 600, 30
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from dse.config import parse_config
-from dse.errors import ConfigError
-from dse.registry import PROBLEMS
-from problems.quantization.fixed_point import initial_word_length
+from dse.core.config import parse_config
+from dse.core.errors import ConfigError
+from dse.core.registry import PROBLEMS
+from problems.quantization.formats.fixed_point import initial_word_length
 
 
 def _config(root, **quantization):

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from dse.errors import DseError
+from dse.core.errors import DseError
+from problems.quantization.formats.quantizer import CalibrationError, QuantizationError, UnknownQuantizerError
 from problems.quantization.qmodel import QuantizedModel
-from problems.quantization.quantizer import CalibrationError, QuantizationError, UnknownQuantizerError
 
 
 def randomise_bn(model: nn.Module) -> nn.Module:

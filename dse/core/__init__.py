@@ -1,0 +1,1 @@
+"""The vocabulary every other part speaks: problem, variables, space, evaluations, objectives, config."""

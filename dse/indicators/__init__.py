@@ -1,0 +1,1 @@
+"""Non-dominated sets and front quality (HV, IGD, curves) on a normalisation fixed by the problem."""

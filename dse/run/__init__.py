@@ -1,0 +1,1 @@
+"""One search from config to journal: setup, run folder, evaluator, journal, runner."""

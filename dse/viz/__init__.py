@@ -1,0 +1,1 @@
+"""Plots and the HTML report: data built by one function, drawn by another."""

@@ -1,0 +1,1 @@
+"""Model zoo, datasets and baseline training: everything before quantization."""
