@@ -17,7 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse.algorithms.base import Algorithm, SearchContext
+from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import from_loss, loss, require_metric
 from dse.core.errors import ConfigError, DseError
 from dse.core.files import write_csv, write_json
@@ -59,6 +59,9 @@ def precisions(space: SearchSpace, high: int | None, low: int | None) -> tuple[i
 @ALGORITHMS.register("bisection")
 class Bisection(Algorithm):
     Options = BisectionOptions
+
+    def check(self, ctx: CheckContext) -> None:
+        require_metric(ctx, self.options.score, "algorithm.options.score")
 
     def _run(self, ctx: SearchContext) -> None:
         o = self.options

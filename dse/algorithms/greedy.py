@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from dse.algorithms.base import Algorithm, SearchContext
+from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import at_or_above, cost_metric, cost_of, require_metric
 from dse.core.errors import ConfigError
 from dse.core.evaluation import Evaluation
@@ -40,6 +40,10 @@ class GreedyOptions(BaseModel):
 @ALGORITHMS.register("greedy")
 class Greedy(Algorithm):
     Options = GreedyOptions
+
+    def check(self, ctx: CheckContext) -> None:
+        require_metric(ctx, "accuracy", "algorithm.name")
+        cost_metric(ctx, "greedy")
 
     def _run(self, ctx: SearchContext) -> None:
         if "accuracy" not in ctx.problem.METRICS:

@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from dse.algorithms.base import Algorithm, SearchContext
+from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import cost_metric, cost_of, from_loss, loss, require_metric
 from dse.core.errors import ConfigError, DseError
 from dse.core.files import write_csv
@@ -39,6 +39,10 @@ class IlpOptions(BaseModel):
 @ALGORITHMS.register("ilp")
 class Ilp(Algorithm):
     Options = IlpOptions
+
+    def check(self, ctx: CheckContext) -> None:
+        require_metric(ctx, self.options.score, "algorithm.options.score")
+        cost_metric(ctx, "ilp")
 
     def _run(self, ctx: SearchContext) -> None:
         score = self.options.score

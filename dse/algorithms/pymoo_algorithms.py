@@ -6,6 +6,7 @@ objectives first (reference directions, reference points) are turned into pymoo'
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from typing import Any
 
@@ -136,15 +137,29 @@ class SPEA2(PymooMOEA):
     pymoo_class = "pymoo.algorithms.moo.spea2:SPEA2"
 
 
+class _NumbaMOEA(PymooMOEA):
+    """pymoo compiles these with numba (a dependency of dse, installed by scripts/setup.sh). Where it
+    is missing, the algorithm is refused on construction: before any problem is built or trained."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        if importlib.util.find_spec("numba") is None:
+            name = type(self).__name__.lower()
+            raise ConfigError(
+                f"algorithm.name: {name} needs numba (pymoo compiles it with numba), which is not installed: "
+                "run `pip install numba` (scripts/setup.sh installs it)"
+            )
+        super().__init__(options)
+
+
 @ALGORITHMS.register("agemoea")
-class AGEMOEA(PymooMOEA):
-    """AGE-MOEA (pymoo needs the optional numba package for it)."""
+class AGEMOEA(_NumbaMOEA):
+    """AGE-MOEA."""
 
     pymoo_class = "pymoo.algorithms.moo.age:AGEMOEA"
 
 
 @ALGORITHMS.register("agemoea2")
-class AGEMOEA2(PymooMOEA):
-    """AGE-MOEA-II (pymoo needs the optional numba package for it)."""
+class AGEMOEA2(_NumbaMOEA):
+    """AGE-MOEA-II."""
 
     pymoo_class = "pymoo.algorithms.moo.age2:AGEMOEA2"

@@ -20,7 +20,7 @@ from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
 
-from dse.algorithms.base import Algorithm, SearchContext
+from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.sampling import SeededIntegerSampling, uniform_genomes
 from dse.core.errors import ConfigError
 from dse.core.evaluation import Evaluation
@@ -59,7 +59,7 @@ class PymooMOEA(Algorithm):
                     f"known: {', '.join(sorted(known - set(RESERVED)))}"
                 )
 
-    def build(self, ctx: SearchContext, n_obj: int) -> Any:
+    def build(self, ctx: SearchContext | CheckContext, n_obj: int) -> Any:
         accepted = _init_parameters(self.cls)
         defaults: dict[str, Any] = {
             "pop_size": ctx.pop_size,
@@ -72,7 +72,8 @@ class PymooMOEA(Algorithm):
             "eliminate_duplicates": True,
         }
         kwargs = {k: v for k, v in defaults.items() if k in accepted}
-        if "sampling" in accepted and self.options.get("initial", "uniform") == "uniform":
+        uniform = self.options.get("initial", "uniform") == "uniform"
+        if "sampling" in accepted and uniform and isinstance(ctx, SearchContext):
             kwargs["sampling"] = SeededIntegerSampling(uniform_genomes(ctx))
         own = set(self.own_options) | set(COMMON_OPTIONS)
         kwargs.update({k: v for k, v in self.options.items() if k not in own})
@@ -85,6 +86,32 @@ class PymooMOEA(Algorithm):
     def adjust(self, kwargs: dict[str, Any], ctx: SearchContext, n_obj: int) -> dict[str, Any]:
         """Last changes to the constructor arguments, once the objectives are known."""
         return kwargs
+
+    def check(self, ctx: CheckContext) -> None:
+        """pymoo checks option values only as it runs: build the algorithm and run two generations on
+        a stand-in problem with the experiment's objectives, so that a bad value refuses the run
+        before its problem is built (a model trained, a file written)."""
+        n_obj, n_constr = len(ctx.objectives.names), 0 if ctx.constraint.threshold is None else 1
+        problem = PymooProblem(n_var=8, n_obj=n_obj, n_ieq_constr=n_constr, xl=0, xu=7, vtype=int)
+        rng = np.random.default_rng(0)
+        try:
+            algorithm = self.build(ctx, n_obj)
+            algorithm.setup(problem, termination=("n_eval", 10**12), seed=ctx.seed, verbose=False)
+            for _ in range(2):
+                pop = algorithm.ask()
+                single = isinstance(pop, Individual)
+                pop = Population.create(pop) if single else pop
+                if pop is None or len(pop) == 0:
+                    break
+                out = {"F": rng.random((len(pop), n_obj))}
+                if n_constr:
+                    out["G"] = rng.random((len(pop), 1)) - 0.5
+                PymooEvaluator().eval(StaticProblem(problem, **out), pop)
+                algorithm.tell(infills=pop[0] if single else pop)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever pymoo raises, the options are what it rejects
+            raise ConfigError(f"algorithm.options: {self.cls.__name__} rejected the options: {e}") from None
 
     def _run(self, ctx: SearchContext) -> None:
         space, n_obj = ctx.space, len(ctx.objectives.names)

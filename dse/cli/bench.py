@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dse.cli.common import config_from_args
+from dse.cli.common import add_set_argument, config_from_args
 from dse.core.errors import DseError
 from dse.run.setup import build_setup
 
@@ -12,16 +12,17 @@ from dse.run.setup import build_setup
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time candidate evaluations against the float forward pass")
     p.add_argument("config", help="experiment YAML file")
+    add_set_argument(p)
     p.add_argument("--candidates", type=int, default=10, help="random configurations to time")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random configurations timed")
     p.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.candidates < 1 or args.repeats < 1:
         raise DseError("--candidates and --repeats must be at least 1")
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, shortcuts=False)  # --seed here draws the timed configurations
     setup = build_setup(cfg, progress=True)
     if not hasattr(setup.problem, "benchmark"):
         raise DseError(f"problem {cfg.experiment.problem!r} has no benchmark")

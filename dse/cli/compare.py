@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dse.cli.common import add_set_argument
 from dse.compare.comparison import formatted_summary
 from dse.compare.runs import compare_dir, compare_runs, run_config
 from dse.core.config import load_config
@@ -29,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--algorithms", nargs="+", help="overrides compare.algorithms ('all' = every registered one)"
     )
     p.add_argument("--seeds", nargs="+", type=int, help="overrides compare.seeds")
+    add_set_argument(p)
     p.add_argument("--budget", type=int, help="evaluations per run (overrides compare.budget)")
     p.add_argument("--target", type=float, help="size for evaluations-to-target (default: best found x 1.05)")
     p.add_argument("--fresh", action="store_true", help="move existing run folders aside and start over")
@@ -47,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
             "compare.seeds": args.seeds,
             "compare.budget": args.budget,
         }
-        cfg = load_config(paths[0], overrides)
+        cfg = load_config(paths[0], overrides, sets=args.sets)
         out = Path(args.out) if args.out else compare_dir(cfg)
         result = run_config(cfg, out, fresh=args.fresh, progress=not args.quiet, target=args.target)
     else:
@@ -59,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
         for flag in ("algorithms", "seeds", "budget"):
             if getattr(args, flag) is not None:
                 raise DseError(f"--{flag}: only for a config (these runs are finished)")
+        if args.sets:
+            raise DseError(f"--set {args.sets[0]}: only for a config (these runs are finished)")
         result = compare_runs([load_run(p) for p in paths], Path(args.out), target=args.target)
     c = result.comparison
     print(f"compare folder: {result.out_dir}")

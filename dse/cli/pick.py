@@ -31,7 +31,9 @@ def main(args: argparse.Namespace) -> int:
     base = run.baseline.get(acc)
     gap = base - ev.metrics[acc] if base is not None else None
     drop = "" if gap is None else f" ({abs(gap):.2f} {'below' if gap >= 0 else 'above'} float)"
-    print(f"eval {ev.eval_id}: {size}={ev.metrics[size]:.6g}, validation {acc}={ev.metrics[acc]:.2f}{drop}")
+    info = run.sizes.get(size)
+    human = f"{ev.metrics[size]:.6g}" + (f" ({info.annotate(ev.metrics[size])})" if info is not None else "")
+    print(f"eval {ev.eval_id}: {size}={human}, validation {acc}={ev.metrics[acc]:.2f}{drop}")
     if choice.held_out:
         print("held out: " + ", ".join(f"{k}={v:.2f}" for k, v in choice.held_out.items()))
     else:

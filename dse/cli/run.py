@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from dse.cli.common import add_config_overrides, config_from_args
+from dse.core.objectives import Objectives
 from dse.results.postrun import finish_run
+from dse.results.sizes import SizeInfo, size_infos
 from dse.run.runner import run_experiment
 
 
@@ -26,29 +28,38 @@ def main(args: argparse.Namespace) -> int:
         f"evaluations: {s['evaluations']} ({s['failed_evaluations']} failed, {s['replayed_from_journal']} "
         f"from the journal), wall {s['wall_seconds']:.1f}s; status: {s.get('status', '?')}"
     )
-    base = s["baseline_accuracy"]
+    constraint = result.setup.constraint
+    base = s["baseline"].get(constraint.metric)
     if base is not None:
-        threshold = s["accuracy_threshold"]
-        limit = "none" if threshold is None else f"{threshold:.2f}"
-        print(f"float baseline accuracy: {base:.2f}; accuracy threshold: {limit}")
+        print(f"reference {constraint.metric}: {base:.2f}; constraint: {constraint.describe()}")
     print(f"Pareto front: {s['pareto_size']} points, hypervolume {s['hypervolume']:.4f}")
-    for line in _front_lines(result.run_dir, list(s["objectives"])):
+    for metric, info in size_infos(s).items():
+        if metric in result.setup.objectives.names and info.baselines:
+            print(f"{metric} ratios are against: {info.baselines_text()}")
+    for line in _front_lines(result.run_dir, result.setup.objectives, size_infos(s)):
         print("  " + line)
     for line in finish_run(result.run_dir, result.setup, cfg.output.plots):
         print(line)
     return 0
 
 
-def _front_lines(run_dir, objectives: list[str], limit: int = 6) -> list[str]:
+def _front_lines(
+    run_dir, objectives: Objectives, sizes: dict[str, SizeInfo] | None = None, limit: int = 6
+) -> list[str]:
+    """A few front rows, spread over the size axis; size metrics also as "12.0 KiB, 10.7x vs float"."""
     import pandas as pd
 
     front = pd.read_csv(run_dir / "pareto.csv")
     if front.empty:
         return ["(no feasible configuration found)"]
-    size = next((o for o in objectives if o != "accuracy"), objectives[0])
-    front = front.sort_values(size)
+    front = front.sort_values(objectives.axes()[0])
     rows = front.iloc[:: max(len(front) // limit, 1)] if len(front) > limit else front
     return [
-        ", ".join(f"{o}={r[o]:.6g}" for o in objectives) + f"  (eval {r['eval_id']})"
+        ", ".join(_value(o, r[o], sizes or {}) for o in objectives.names) + f"  (eval {r['eval_id']})"
         for _, r in rows.iterrows()
     ]
+
+
+def _value(metric: str, value: float, sizes: dict[str, SizeInfo]) -> str:
+    info = sizes.get(metric)
+    return f"{metric}={value:.6g}" + (f" ({info.annotate(value)})" if info is not None else "")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
-from dse.cli.common import config_from_args
+from dse.cli.common import add_config_overrides, config_from_args
 from dse.core.registry import PROBLEMS
 from dse.run.setup import get_algorithm
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check an experiment config without running it")
-    p.add_argument("config", help="experiment YAML file")
+    add_config_overrides(p)
     p.set_defaults(handler=main)
 
 

@@ -101,7 +101,7 @@ def check_comparable(runs: Sequence[RunData]) -> None:
         raise DseError("no runs to compare")
     first = runs[0]
     for run in runs[1:]:
-        for key in ("fingerprint", "objectives", "accuracy_threshold", "normalization"):
+        for key in ("fingerprint", "objectives", "constraint", "normalization"):
             path = first_difference(first.summary.get(key), run.summary.get(key), key)
             if path is not None:
                 a, b = _lookup(first.summary, path), _lookup(run.summary, path)

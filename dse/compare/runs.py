@@ -16,13 +16,13 @@ from pathlib import Path
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.compare.comparison import Comparison, compare
-from dse.core.config import CompareSection, ExperimentConfig
+from dse.core.config import CompareSection, ExperimentConfig, folder_name
 from dse.core.errors import ConfigError, DseError
 from dse.core.files import write_csv, write_json, write_text
 from dse.core.registry import ALGORITHMS
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
-from dse.run.setup import build_setup
+from dse.run.setup import algorithm_class, build_setup
 from dse.viz.compare_plots import draw_hv_bands, draw_overlay, hv_band_data, overlay_data
 from dse.viz.run_plots import draw_heatmap, draw_parallel, heatmap_data, parallel_data
 
@@ -46,10 +46,7 @@ def resolve_algorithms(names: Sequence[str]) -> list[str]:
     out: list[str] = []
     for name in names:
         for n in ALGORITHMS.names() if name == "all" else [name]:
-            if n not in ALGORITHMS:
-                raise ConfigError(
-                    f"compare.algorithms: unknown algorithm {n!r}; known: {', '.join(ALGORITHMS.names())}"
-                )
+            algorithm_class(n, "compare.algorithms")  # a known name, or an import path to an Algorithm
             if n not in out:
                 out.append(n)
     if not out:
@@ -83,7 +80,7 @@ def run_config(
     run_dirs, skipped = [], []
     for algorithm in algorithms:
         for seed in seeds:
-            run_dir = out_dir / "runs" / f"{algorithm}-s{seed}"
+            run_dir = out_dir / "runs" / f"{folder_name(algorithm)}-s{seed}"
             options = cfg.compare.options.get(algorithm) or (
                 cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
             )

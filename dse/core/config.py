@@ -7,11 +7,13 @@ only what differs from the defaults; the run folder keeps the fully resolved con
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dse.core.errors import ConfigError
 
@@ -30,10 +32,37 @@ class ExperimentSection(Section):
 
 
 class ConstraintsSection(Section):
-    """Accuracy constraints in percentage points; both may be given, both must then hold."""
+    """A constraint on one metric of the problem; every limit given must hold.
 
+    `min` / `max` are absolute limits (`min` for a maximised metric, `max` for a minimised one);
+    `max_drop` is how much worse than the problem's reference value (e.g. the float model) the metric
+    may get. `min_accuracy` / `max_accuracy_drop` are the same limits on accuracy, by their round-1 names.
+    """
+
+    metric: str = Field("accuracy", description="the constrained metric (one of the problem's metrics)")
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(None, ge=0)
     min_accuracy: float | None = Field(None, ge=0, le=100)
     max_accuracy_drop: float | None = Field(None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _accuracy_names(self) -> ConstraintsSection:
+        named = self.min_accuracy is not None or self.max_accuracy_drop is not None
+        if self.metric != "accuracy" and named:
+            raise ValueError(
+                f"min_accuracy / max_accuracy_drop constrain accuracy, not {self.metric!r}: "
+                "use min, max or max_drop"
+            )
+        return self
+
+    @property
+    def limits(self) -> list[float]:
+        return [v for v in (self.min, self.max, self.min_accuracy) if v is not None]
+
+    @property
+    def drops(self) -> list[float]:
+        return [v for v in (self.max_drop, self.max_accuracy_drop) if v is not None]
 
 
 class AlgorithmSection(Section):
@@ -88,10 +117,16 @@ class ExperimentConfig(Section):
     def run_dir(self) -> Path:
         if self.output.dir is not None:
             return self.output.dir
-        return self.output.root / self.experiment.name / f"{self.algorithm.name}-s{self.experiment.seed}"
+        algorithm = folder_name(self.algorithm.name)
+        return self.output.root / self.experiment.name / f"{algorithm}-s{self.experiment.seed}"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def folder_name(name: str) -> str:
+    """`name` as one file-system-safe folder name: an import path 'pkg.mod:Class' -> 'pkg.mod-Class'."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", name).lstrip(".") or "-"
 
 
 def _format_error(err: ValidationError, source: str) -> str:
@@ -126,8 +161,20 @@ def parse_config(raw: Any, source: str = "config") -> ExperimentConfig:
         raise ConfigError(_format_error(e, source)) from None
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment; `overrides` maps dotted keys (e.g. 'algorithm.budget') to values."""
+def load_config(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    sets: Iterable[str | tuple[str, Any]] = (),
+) -> ExperimentConfig:
+    """Read a YAML experiment and apply changes to it before validation.
+
+    `sets` are `--set` items, applied in order: "key.path=value" strings (the value parsed as YAML, so
+    `null` is None and `[2, 4]` a list) or (key, value) pairs, a None value setting null. `overrides`
+    maps dotted keys to values applied after them, a None value meaning "not given" (the CLI's
+    --algorithm/--budget/--seed/--out). The result is validated by the problem's config class, so a
+    bad value is reported as if the file held it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -138,14 +185,78 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} invalid YAML: {getattr(e, 'problem', e)}") from None
     raw = raw if raw is not None else {}
-    for key, value in (overrides or {}).items():
-        if value is None or not isinstance(raw, dict):
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{path}: {p} must be a mapping")
-        node[leaf] = value
+    changes = parse_sets(sets)  # a malformed --set is refused even where the file is at fault too
+    changes += [(k, v, f"{k}={v}") for k, v in (overrides or {}).items() if v is not None]
+    if isinstance(raw, dict):  # otherwise parse_config names the file's fault
+        apply_overrides(raw, changes)
     return parse_config(raw, str(path))
+
+
+def parse_sets(sets: Iterable[str | tuple[str, Any]]) -> list[tuple[str, Any, str]]:
+    """`--set` strings and (key, value) pairs -> (key, value, how it reads in an error message)."""
+    return [parse_set(s) if isinstance(s, str) else _set_pair(s) for s in sets]
+
+
+def parse_set(text: str) -> tuple[str, Any, str]:
+    """One `--set key.path=value` -> (key, value, text); the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"--set {text}: expected key.path=value (e.g. algorithm.budget=50)")
+    _check_key(key, text)
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text}: invalid YAML value: {getattr(e, 'problem', e)}") from None
+    return key, parsed, text
+
+
+def _set_pair(item: Any) -> tuple[str, Any, str]:
+    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+        raise ConfigError(f"set {item!r}: expected 'key.path=value' or a (key, value) pair")
+    key, value = item
+    _check_key(key, f"{key}={value!r}")
+    return key, value, f"{key}={value!r}"
+
+
+def _check_key(key: str, text: str) -> None:
+    if not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {text}: empty key (expected key.path=value, e.g. algorithm.budget=50)")
+
+
+def apply_overrides(raw: dict[str, Any], changes: Iterable[tuple[str, Any, str]]) -> dict[str, Any]:
+    """Set each dotted key of `changes` ((key, value, how the user wrote it)) in `raw`, in place.
+
+    Missing mappings on the way are created; a null one is replaced by a mapping. A path through
+    something that is not a mapping (in the file, or by default when the file omits it) is an error
+    naming the --set, not a silent replacement.
+    """
+    for key, value, text in changes:
+        *parents, leaf = key.split(".")
+        node: dict[str, Any] = raw
+        default: Any = _defaults(raw)
+        for i, part in enumerate(parents):
+            default = default.get(part) if isinstance(default, dict) else None
+            child = node.get(part)
+            current = child if part in node else default
+            if current is not None and not isinstance(current, dict):
+                where = ".".join(parents[: i + 1])
+                shown = current if part in node else f"{current!r} by default"
+                raise ConfigError(f"--set {text}: {where} is not a mapping (it is {shown})")
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = value
+    return raw
+
+
+def _defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """Every field at its default, for the problem `raw` names ({} where that cannot be told)."""
+    from dse.core.registry import PROBLEMS
+
+    exp = raw.get("experiment") or {}
+    problem = exp.get("problem", ExperimentSection().problem) if isinstance(exp, dict) else None
+    try:
+        return PROBLEMS.config_class(problem).model_construct().model_dump()
+    except Exception:  # noqa: BLE001 - unknown problem etc.: parse_config reports it
+        return {}

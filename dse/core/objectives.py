@@ -41,39 +41,77 @@ class Objectives:
             return np.full(len(self.names), PENALTY)
         return np.array([ev.metrics[n] for n in self.names]) * self.signs
 
+    def axes(self, others: Sequence[str] = ()) -> tuple[str, str]:
+        """(x, y) of every front plot and the size column of every table.
+
+        y is the first maximised objective (the quality, e.g. accuracy), else the second objective;
+        x is the first other objective (the size). A single objective is paired with the first of
+        `others` (e.g. the constrained metric, then what the evaluations carry).
+        """
+        names = list(self.names)
+        maxed = [n for n, s in zip(names, self.senses, strict=True) if s == "max"]
+        if len(names) == 1:
+            other = next((o for o in others if o != names[0]), names[0])
+            return (other, names[0]) if maxed else (names[0], other)
+        y = maxed[0] if maxed else names[1]
+        return next(n for n in names if n != y), y
+
     def matrix(self, evals: Sequence[Evaluation]) -> np.ndarray:
         return np.array([self.minimised(e) for e in evals]).reshape(len(evals), len(self.names))
 
 
 @dataclass(frozen=True)
-class AccuracyConstraint:
-    """accuracy >= threshold, from `min_accuracy` and/or `max_accuracy_drop` below the float reference."""
+class Constraint:
+    """`metric` no worse than `threshold` (>= for a maximised metric, <= for a minimised one)."""
 
-    threshold: float | None
+    metric: str = "accuracy"
+    sense: Sense = "max"
+    threshold: float | None = None
 
     @classmethod
-    def of(cls, section: ConstraintsSection, problem: Problem) -> AccuracyConstraint:
-        limits = []
-        if section.min_accuracy is not None:
-            limits.append(section.min_accuracy)
-        if section.max_accuracy_drop is not None:
-            base = problem.reference().get("accuracy")
+    def of(cls, section: ConstraintsSection, problem: Problem) -> Constraint:
+        metric = section.metric
+        if not section.limits and not section.drops:
+            return cls(metric, problem.METRICS.get(metric, "max"), None)
+        if metric not in problem.METRICS:
+            raise DseError(
+                f"constraints.metric: the problem has no metric {metric!r}; "
+                f"known: {', '.join(problem.METRICS)}"
+            )
+        sense = problem.METRICS[metric]
+        wrong = "max" if sense == "max" else "min"
+        if getattr(section, wrong) is not None or (sense == "min" and section.min_accuracy is not None):
+            right = "min" if sense == "max" else "max"
+            raise DseError(
+                f"constraints.{wrong}: {metric} is {sense}imised, so its limit is constraints.{right}"
+            )
+        limits = list(section.limits)
+        if section.drops:
+            base = problem.reference().get(metric)
             if base is None:
-                raise DseError("constraints.max_accuracy_drop: the problem reports no reference accuracy")
-            limits.append(base - section.max_accuracy_drop)
-        if limits and "accuracy" not in problem.METRICS:
-            raise DseError("constraints: the problem has no 'accuracy' metric to constrain")
-        return cls(max(limits) if limits else None)
+                raise DseError(f"constraints.max_drop: the problem reports no reference {metric}")
+            limits += [base - d if sense == "max" else base + d for d in section.drops]
+        return cls(metric, sense, max(limits) if sense == "max" else min(limits))
 
     @property
     def metrics(self) -> list[str]:
-        return [] if self.threshold is None else ["accuracy"]
+        return [] if self.threshold is None else [self.metric]
 
     def violation(self, metrics: dict[str, float]) -> float:
-        """How far below the threshold (<= 0 means satisfied)."""
+        """How far the metric is on the wrong side of the threshold (<= 0 means satisfied)."""
         if self.threshold is None:
             return 0.0
-        return self.threshold - metrics["accuracy"]
+        value = metrics[self.metric]
+        return self.threshold - value if self.sense == "max" else value - self.threshold
 
     def feasible(self, metrics: dict[str, float]) -> bool:
         return self.violation(metrics) <= 1e-9
+
+    def describe(self) -> str:
+        """'accuracy >= 97.60', or 'none'."""
+        if self.threshold is None:
+            return "none"
+        return f"{self.metric} {'>=' if self.sense == 'max' else '<='} {self.threshold:.2f}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"metric": self.metric, "sense": self.sense, "threshold": self.threshold}

@@ -1,8 +1,11 @@
-"""The problem protocol: what a search needs to know and nothing about how it is computed.
+"""The problem contract: everything the framework relies on, declared in one place.
 
 Like pymoo's `Problem`, the public `evaluate` validates and a subclass fills the private
-`_evaluate`. A problem owns its variables (each a list of integer choices, e.g. bit widths) and
-the metrics it can compute; the experiment picks which metrics are objectives.
+`_evaluate`. A problem owns its variables (each a list of integer choices, e.g. bit widths or
+pruning ratios) and the metrics it can compute; the experiment picks which metrics are objectives
+and which one is constrained. Life cycle: `check_config` (cheap, before anything is built, trained
+or written) -> `from_config` (builds the problem once) -> `reference_configurations` (evaluated for
+free by every run) -> `evaluate` / `evaluate_many` (the search) -> `close`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dse.core.errors import DseError
+
+if TYPE_CHECKING:
+    from dse.core.config import ExperimentConfig
 
 Sense = Literal["min", "max"]
 
@@ -35,9 +41,35 @@ class Problem(ABC):
     METRICS: ClassVar[dict[str, Sense]] = {}
     #: metrics computed without running the model (cheap); algorithms may ask for these alone.
     COST_METRICS: ClassVar[frozenset[str]] = frozenset()
+    #: metrics that are sizes, with their unit: "bits" or "bytes" (shown as KiB/MiB) or a count such
+    #: as "weights" (shown as a number); `dse.results.sizes` formats them with compression ratios.
+    SIZE_METRICS: ClassVar[dict[str, str]] = {}
 
     variables: list[Variable]
 
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: ExperimentConfig) -> None:
+        """Cheap checks (names that must exist, files that must be there) before anything is built.
+
+        `dse validate` and every run call it before `from_config`, so a refused run trains and
+        writes nothing. Raise `DseError("field.path: message")`.
+        """
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: ExperimentConfig, progress: bool = True) -> Problem:
+        """Build the problem once (data, model, calibration); every evaluation reuses it."""
+
+    def reference_configurations(self) -> dict[str, dict[str, int]]:
+        """Labelled configurations every run evaluates for free: what a search must beat.
+
+        Values may lie outside the choices. Default: every variable at each value all of them offer.
+        """
+        common = sorted(set.intersection(*(set(v.choices) for v in self.variables)))
+        return {f"uniform-{c}": {v.name: c for v in self.variables} for c in common}
+
+    # -- evaluation -----------------------------------------------------------------------------
     def evaluate(
         self, values: Mapping[str, int], metrics: Sequence[str] | None = None, *, within_space: bool = True
     ) -> dict[str, float]:
@@ -58,15 +90,41 @@ class Problem(ABC):
             raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(self.METRICS)}")
         return self._evaluate({n: int(values[n]) for n in names}, wanted)
 
+    def evaluate_many(
+        self,
+        configurations: Sequence[Mapping[str, int]],
+        metrics: Sequence[str] | None = None,
+        *,
+        within_space: bool = True,
+    ) -> list[dict[str, float]]:
+        """`evaluate` for a batch, results in order. Override where a batch is cheaper than a loop."""
+        return [self.evaluate(c, metrics, within_space=within_space) for c in configurations]
+
     @abstractmethod
     def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]: ...
+
+    def benchmark(self, candidates: list[dict[str, int]], repeats: int = 3) -> dict[str, float]:
+        """Seconds of one evaluation against the problem's own unit of work, side by side (`dse bench`)."""
+        raise DseError(f"{type(self).__name__} has no benchmark")
 
     def reference(self) -> dict[str, float]:
         """Metrics of the unconstrained reference (the float model): constraints and plots use it."""
         return {}
 
+    def size_baselines(self, metric: str) -> dict[str, float]:
+        """Sizes (in the metric's unit) that a size metric's compression ratios are taken against.
+
+        E.g. {"float": every weight at 32 bits, "8-bit": every searched weight at 8 bits}: a value v
+        is shown as "baseline / v" times smaller. Recorded in summary.json; empty = no ratios.
+        """
+        return {}
+
     def bounds(self, metric: str) -> tuple[float, float] | None:
-        """(best, worst) of a metric for normalisation where the problem knows them; None otherwise."""
+        """(best, worst) of a metric for normalisation where the problem knows them; None otherwise.
+
+        Cost metrics need none (the all-lowest and all-highest configurations give them); for the
+        constrained metric the constraint's threshold replaces the worst.
+        """
         return None
 
     def depths(self) -> dict[str, int] | None:

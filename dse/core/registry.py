@@ -58,8 +58,20 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def get(self, name: str) -> T:
+        """The entry registered as `name`, or, for a 'package.module:attr' path, the object there
+        (imported on each call, not registered: out-of-tree code needs no registration)."""
+        if name not in self._entries and ":" in name:
+            try:
+                return import_object(name)  # type: ignore[no-any-return]
+            except Exception as e:  # noqa: BLE001 - whatever the module raises on import: one line
+                why = (str(e) if isinstance(e, ImportError) else f"{type(e).__name__}: {e}").strip()
+                why = why.splitlines()[0] if why else "import failed"
+                raise KeyError(f"{self.kind} {name!r}: {why}") from None
         if name not in self._entries:
-            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+            raise KeyError(
+                f"unknown {self.kind} {name!r}; known: {', '.join(self.names())} "
+                "(or an import path 'package.module:Name')"
+            )
         entry = self._entries[name]
         if isinstance(entry, str):
             entry = import_object(entry)
@@ -88,6 +100,13 @@ PROBLEMS.register(
     (  # type: ignore[arg-type]
         "problems.quantization.config:QuantizationConfig",
         "problems.quantization.problem:LayerwiseQuantizationProblem",
+    ),
+)
+PROBLEMS.register(
+    "layerwise_pruning",
+    (  # type: ignore[arg-type]
+        "problems.pruning.config:PruningConfig",
+        "problems.pruning.problem:LayerwisePruningProblem",
     ),
 )
 

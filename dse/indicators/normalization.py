@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dse.core.objectives import AccuracyConstraint, Objectives
+from dse.core.objectives import Constraint, Objectives
 from dse.core.problem import Problem
 from dse.core.space import SearchSpace
 
@@ -42,7 +42,7 @@ class Normalization:
 
 
 def normalization_for(
-    problem: Problem, space: SearchSpace, objectives: Objectives, constraint: AccuracyConstraint
+    problem: Problem, space: SearchSpace, objectives: Objectives, constraint: Constraint
 ) -> Normalization:
     costs = [n for n in objectives.names if n in problem.COST_METRICS]
     lo = problem.evaluate(space.decode(space.lowest()), costs) if costs else {}
@@ -51,14 +51,14 @@ def normalization_for(
     for name, sense in zip(objectives.names, objectives.senses, strict=True):
         bounds = problem.bounds(name)
         if name in costs:
-            b, w = (lo[name], hi[name]) if sense == "min" else (hi[name], lo[name])
+            low, high = sorted((lo[name], hi[name]))  # the highest choices need not cost the most (pruning)
+            b, w = (low, high) if sense == "min" else (high, low)
         elif bounds is not None:
             b, w = bounds
-        elif name == "accuracy":  # best is a perfect score, so no run can pass it (HV stays bounded)
-            b = 100.0
-            w = constraint.threshold if constraint.threshold is not None else 0.0
+            if name == constraint.metric and constraint.threshold is not None:
+                w = constraint.threshold  # nothing beyond the threshold counts, so HV stays comparable
         else:
-            raise ValueError(f"no normalisation bounds for objective {name!r}")
+            raise ValueError(f"no normalisation bounds for objective {name!r}: problem.bounds() gives none")
         best.append(float(b))
         worst.append(float(w))
     return Normalization(tuple(objectives.names), tuple(best), tuple(worst))

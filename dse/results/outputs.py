@@ -1,4 +1,4 @@
-"""The run folder's derived files: evaluations.csv, pareto.csv, uniform.csv, summary.json, pareto.png.
+"""The run folder's derived tables: evaluations.csv, pareto.csv, references.csv, summary.json.
 
 All of them are rebuilt from journal records and written atomically, so they can be regenerated at
 any time and a reader never sees half a file.
@@ -15,8 +15,12 @@ from dse.core.evaluation import Evaluation
 from dse.core.files import write_csv, write_json
 from dse.indicators.pareto import pareto_front
 from dse.indicators.quality import hypervolume
+from dse.results.sizes import problem_sizes
 from dse.results.tables import evaluations_frame
-from dse.viz.front import draw_front, front_plot_data
+
+REFERENCES_CSV = "references.csv"
+#: label of the all-highest configuration, evaluated first by every run
+ALL_HIGH = "all-high"
 
 if TYPE_CHECKING:
     from dse.core.config import ExperimentConfig
@@ -45,12 +49,12 @@ def write_run_outputs(
 
     write_csv(run_dir / "evaluations.csv", evaluations_frame(evals, names, metrics))
     write_csv(run_dir / "pareto.csv", evaluations_frame(front, names, metrics))
-    uniform = uniform_references(references)
-    table = evaluations_frame(uniform, names, metrics)
+    labels = list(setup.problem.reference_configurations())
+    shown = reference_points(references, labels)
+    table = evaluations_frame(shown, [], metrics)
     if len(table):
-        table.insert(1, "bits", [next(iter(e.values.values())) for e in uniform])
-        table = table.drop(columns=list(names))
-    write_csv(run_dir / "uniform.csv", table)
+        table.insert(1, "reference", [e.label for e in shown])
+    write_csv(run_dir / REFERENCES_CSV, table)
 
     baseline = setup.problem.reference()
     summary = {
@@ -65,9 +69,10 @@ def write_run_outputs(
         "failed_evaluations": sum(not e.ok for e in evals),
         "feasible_evaluations": sum(e.feasible for e in evals),
         "replayed_from_journal": info.replayed,
-        "baseline_accuracy": baseline.get("accuracy"),
         "baseline": baseline,
-        "accuracy_threshold": setup.constraint.threshold,
+        "sizes": {m: info.to_json() for m, info in problem_sizes(setup.problem).items()},
+        "constraint": setup.constraint.to_json(),
+        "references": labels,
         "objectives": {n: s for n, s in zip(objectives.names, objectives.senses, strict=True)},
         "pareto_size": len(front),
         "hypervolume": hypervolume(evals, objectives, setup.norm),
@@ -80,21 +85,17 @@ def write_run_outputs(
         "fingerprint": setup.problem.fingerprint(),
     }
     write_json(run_dir / "summary.json", summary)
-    if cfg.output.plots:
-        data = front_plot_data(
-            evals, front, uniform, objectives, baseline.get("accuracy"), setup.constraint.threshold
-        )
-        title = (
-            f"{cfg.experiment.name} · {cfg.algorithm.name} · seed {cfg.experiment.seed} · {len(evals)} evals"
-        )
-        draw_front(data, run_dir / "pareto.png", title)
     return summary
 
 
-def uniform_references(references: Sequence[Evaluation]) -> list[Evaluation]:
-    """Reference evaluations with every variable at the same value, by that value."""
-    uniform = [e for e in references if len(set(e.values.values())) == 1]
-    return sorted(uniform, key=lambda e: next(iter(e.values.values())))
+def reference_points(references: Sequence[Evaluation], labels: Sequence[str]) -> list[Evaluation]:
+    """The problem's reference configurations (plotted and tabled beside the front), in its order.
+
+    `labels` is the problem's `reference_configurations()` order; the all-highest check is one too.
+    Other reference evaluations (an algorithm's probes, e.g. bisection's per-layer errors) are not.
+    """
+    order = {label: i for i, label in enumerate([*labels, ALL_HIGH])}
+    return sorted((e for e in references if e.label in order), key=lambda e: order[e.label])
 
 
 def _metric_names(*groups: Sequence[Evaluation]) -> list[str]:

@@ -20,9 +20,9 @@ from dse.core.evaluation import Evaluation
 from dse.core.objectives import Objectives
 from dse.indicators.normalization import Normalization
 from dse.indicators.pareto import pareto_front
-from dse.results.outputs import uniform_references
+from dse.results.outputs import reference_points
+from dse.results.sizes import SizeInfo, size_infos
 from dse.run.journal import JOURNAL_NAME, load_evaluations
-from dse.viz.front import plot_axes
 
 SUMMARY_KEYS = ("algorithm", "seed", "objectives", "normalization", "evaluations")
 
@@ -55,26 +55,40 @@ class RunData:
         return pareto_front(self.evaluations, self.objectives)
 
     @property
-    def uniform(self) -> list[Evaluation]:
-        return uniform_references(self.references)
+    def reference_points(self) -> list[Evaluation]:
+        """The problem's labelled reference configurations (e.g. uniform precision), in its order."""
+        labels = self.summary.get("references")
+        if labels is None:  # a round-1 run folder: its uniform points were labelled "uniform-<bits>"
+            labels = [e.label for e in self.references if e.label.startswith("uniform-")]
+        return reference_points(self.references, labels)
+
+    @property
+    def constraint(self) -> dict[str, Any]:
+        """{metric, sense, threshold} (round-1 folders: an accuracy threshold)."""
+        if "constraint" in self.summary:
+            return dict(self.summary["constraint"])
+        return {"metric": "accuracy", "sense": "max", "threshold": self.summary.get("accuracy_threshold")}
 
     @property
     def axes(self) -> tuple[str, str]:
-        """(size, accuracy): the x and y of every front plot; a single objective is paired with accuracy."""
-        names = list(self.objectives.names)
-        if len(names) >= 2:
-            return plot_axes(self.objectives)
+        """(size, quality): the x and y of every front plot (`Objectives.axes`)."""
         seen = [m for e in self.evaluations[:1] + self.references[:1] for m in e.metrics]
-        y = "accuracy" if "accuracy" in seen + names else names[0]
-        return next((n for n in names + seen if n != y), names[0]), y
+        return self.objectives.axes([self.constraint["metric"], *seen])
 
     @property
     def baseline(self) -> dict[str, float]:
         return dict(self.summary.get("baseline") or {})
 
     @property
+    def sizes(self) -> dict[str, SizeInfo]:
+        """{metric: unit and compression baselines} of the problem's size metrics (summary "sizes")."""
+        return size_infos(self.summary)
+
+    @property
     def threshold(self) -> float | None:
-        return self.summary.get("accuracy_threshold")
+        """The constraint's threshold where it is on the plots' y axis (the only place it is drawn)."""
+        c = self.constraint
+        return c["threshold"] if c["metric"] == self.axes[1] else None
 
     @property
     def variables(self) -> list[str]:

@@ -8,8 +8,6 @@ import pandas as pd
 
 from dse.core.evaluation import Evaluation
 
-TIMING_COLUMNS = ("seconds",)
-
 
 def evaluations_frame(
     evals: Sequence[Evaluation], variables: Sequence[str], metrics: Sequence[str]

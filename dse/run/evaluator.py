@@ -17,7 +17,7 @@ from typing import Any
 
 from dse.core.errors import BudgetExhausted
 from dse.core.evaluation import Evaluation, Kind
-from dse.core.objectives import AccuracyConstraint, Objectives
+from dse.core.objectives import Constraint, Objectives
 from dse.core.problem import Problem
 from dse.core.space import SearchSpace
 from dse.run.journal import Journal
@@ -33,7 +33,7 @@ class Evaluator:
         problem: Problem,
         space: SearchSpace,
         objectives: Objectives,
-        constraint: AccuracyConstraint,
+        constraint: Constraint,
         journal: Journal,
         budget: int,
         timeout: float | None = None,

@@ -44,14 +44,20 @@ class Journal:
                 self._write("".join(pending))
 
     def _repair_tail(self) -> None:
-        """Drop a torn last line so the next append starts on a fresh line."""
+        """End the file on a line break, as `read_events` read it, so the next append starts a line:
+        a complete last line that only lacks its newline (kept in `events`) gets it, a torn one
+        (skipped) is cut off. What is counted is what is on disk."""
         if not self.path.exists():
             return
         data = self.path.read_bytes()
         if data and not data.endswith(b"\n"):
             keep = data.rfind(b"\n") + 1
             with open(self.path, "r+b") as fh:
-                fh.truncate(keep)
+                if _parse(data[keep:]) is not None:
+                    fh.seek(0, os.SEEK_END)
+                    fh.write(b"\n")
+                else:
+                    fh.truncate(keep)
                 fh.flush()
                 os.fsync(fh.fileno())
 
@@ -115,16 +121,22 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
-        try:
-            event = json.loads(raw)
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
-        except ValueError:
+        event = _parse(raw)
+        if event is None:
             if i == last:  # no newline after it: the process died while writing it
                 warnings.warn(f"{path}: skipped a truncated last line (an interrupted write)", stacklevel=2)
                 continue
-            raise DseError(f"{path}: line {i + 1} is corrupt (not a JSON object)") from None
+            raise DseError(f"{path}: line {i + 1} is corrupt (not a JSON object)")
         yield event
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The event on one line, or None where the line is not a JSON object (e.g. cut short)."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def load_evaluations(run_dir: Path) -> list[Evaluation]:

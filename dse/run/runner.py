@@ -15,13 +15,13 @@ from dse.algorithms.base import SearchContext
 from dse.core.config import ExperimentConfig
 from dse.core.errors import DseError
 from dse.core.evaluation import Evaluation
-from dse.results.outputs import RunInfo, write_run_outputs
+from dse.results.outputs import ALL_HIGH, RunInfo, write_run_outputs
+from dse.results.rundata import load_run
 from dse.run.evaluator import Evaluator
 from dse.run.journal import JOURNAL_NAME, Journal
 from dse.run.rundir import check_run_dir, move_aside, open_run_dir, roll_back, topmost_missing
 from dse.run.setup import Setup, build_setup, get_algorithm
-
-UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
+from dse.viz.run_plots import write_run_plots
 
 
 @dataclass
@@ -64,7 +64,7 @@ def run_experiment(
         memo=setup.memo,
     )
     try:
-        _check_all_high(evaluator, setup)
+        _references(evaluator, setup)  # may refuse the run: before the run folder exists
         aside = move_aside(run_dir) if fresh else None
         created = topmost_missing(run_dir)  # what a refused search must remove again
         open_run_dir(cfg, fresh=False)
@@ -75,7 +75,6 @@ def run_experiment(
     info = RunInfo(cfg=cfg, setup=setup, run_dir=run_dir)
     status, error, refused = "error", "", False
     try:
-        _references(evaluator, setup)
         ctx = SearchContext(
             problem=setup.problem,
             space=setup.space,
@@ -123,7 +122,10 @@ def _write_outputs(
     evals = sorted((e for e in journal.evaluations() if e.kind == "search"), key=lambda e: e.eval_id)
     refs = sorted((e for e in journal.evaluations() if e.kind == "reference"), key=lambda e: e.eval_id)
     info.status, info.error = status, error
-    return evals, write_run_outputs(info, evals, refs)
+    summary = write_run_outputs(info, evals, refs)
+    if info.cfg.output.plots:
+        write_run_plots(load_run(info.run_dir))
+    return evals, summary
 
 
 def _earlier_wall_seconds(run_dir: Path) -> float:
@@ -134,35 +136,33 @@ def _earlier_wall_seconds(run_dir: Path) -> float:
         return 0.0
 
 
-def _check_all_high(evaluator: Evaluator, setup: Setup) -> Evaluation:
-    """Evaluate the all-highest configuration first: refuse a search that cannot succeed."""
-    space = setup.space
-    high = evaluator.reference(space.decode(space.highest()), "all-high")
-    if high.ok and not high.feasible and setup.constraint.threshold is not None:
-        raise DseError(
-            f"constraints: no configuration can meet accuracy >= {setup.constraint.threshold:.2f}: "
-            f"the all-highest configuration reaches {high.metrics['accuracy']:.2f}"
-        )
-    return high
-
-
 def _references(evaluator: Evaluator, setup: Setup) -> list[Evaluation]:
-    """The all-highest point (checked before the run folder exists), then the uniform-precision points."""
-    refs = [_check_all_high(evaluator, setup)]
-    for bits in UNIFORM_BITS:
-        refs.append(evaluator.reference({n: bits for n in setup.space.names}, f"uniform-{bits}"))
-    return refs
+    """The problem's reference configurations, then the all-highest one: a run where neither the
+    all-highest configuration nor a reference inside the space (e.g. pruning 0 %, whose highest
+    choices are the least accurate) meets the constraint cannot succeed and is refused."""
+    refs = [evaluator.reference(v, label) for label, v in setup.problem.reference_configurations().items()]
+    space, constraint = setup.space, setup.constraint
+    high = evaluator.reference(space.decode(space.highest()), ALL_HIGH)
+    inside = any(r.feasible and all(r.values[v.name] in v.choices for v in space.variables) for r in refs)
+    if high.ok and not high.feasible and constraint.threshold is not None and not inside:
+        raise DseError(
+            f"constraints: no configuration can meet {constraint.describe()}: "
+            f"the all-highest configuration reaches {high.metrics[constraint.metric]:.2f}"
+        )
+    return [*refs, high]
 
 
 def _progress_callback(bar: tqdm, setup: Setup):
-    x = next((n for n in setup.objectives.names if n != "accuracy"), setup.objectives.names[0])
+    x, y = setup.objectives.axes([setup.constraint.metric])
+    senses = dict(zip(setup.objectives.names, setup.objectives.senses, strict=True))
+    sign = -1.0 if senses.get(x) == "max" else 1.0
     best: list[float] = []
 
     def update(ev: Evaluation) -> None:
         bar.update(1)
-        if ev.ok and ev.feasible and x in ev.metrics and (not best or ev.metrics[x] < best[0]):
+        if ev.ok and ev.feasible and x in ev.metrics and (not best or sign * ev.metrics[x] < sign * best[0]):
             best[:] = [ev.metrics[x]]
-            acc = ev.metrics.get("accuracy")
-            bar.set_postfix_str(f"best feasible {x}={best[0]:.4g}" + (f" acc={acc:.2f}" if acc else ""))
+            also = f" {y}={ev.metrics[y]:.4g}" if y != x and y in ev.metrics else ""
+            bar.set_postfix_str(f"best feasible {x}={best[0]:.4g}{also}")
 
     return update

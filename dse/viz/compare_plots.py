@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dse.results.rundata import RunData  # noqa: E402
-from dse.viz.front import finish_front_axes, save_figure  # noqa: E402
+from dse.results.sizes import SizeInfo  # noqa: E402
+from dse.viz.front import finish_front_axes, labelled_points, save_figure  # noqa: E402
 
 
 @dataclass
@@ -24,9 +25,10 @@ class OverlayData:
     x_name: str
     y_name: str
     fronts: dict[str, list[list[tuple[float, float]]]]  # algorithm -> one front per run, sorted by x
-    uniform: list[tuple[float, float, str]] = field(default_factory=list)
+    references: list[tuple[float, float, str]] = field(default_factory=list)
     baseline_y: float | None = None
     threshold_y: float | None = None
+    x_size: SizeInfo | None = None
 
 
 def overlay_data(runs: Sequence[RunData]) -> OverlayData:
@@ -34,12 +36,10 @@ def overlay_data(runs: Sequence[RunData]) -> OverlayData:
     fronts: dict[str, list[list[tuple[float, float]]]] = {}
     for r in runs:
         fronts.setdefault(r.algorithm, []).append(sorted((e.metrics[x], e.metrics[y]) for e in r.front))
-    uniform = [
-        (e.metrics[x], e.metrics[y], f"{next(iter(e.values.values()))}b")
-        for e in runs[0].uniform
-        if e.ok and x in e.metrics and y in e.metrics
-    ]
-    return OverlayData(x, y, fronts, uniform, runs[0].baseline.get(y), runs[0].threshold)
+    references = labelled_points(runs[0].reference_points, x, y)
+    return OverlayData(
+        x, y, fronts, references, runs[0].baseline.get(y), runs[0].threshold, runs[0].sizes.get(x)
+    )
 
 
 def draw_overlay(data: OverlayData, path: Path, title: str = "") -> None:
@@ -54,9 +54,9 @@ def draw_overlay(data: OverlayData, path: Path, title: str = "") -> None:
             ax.step(*zip(*front), where="post", c=c, lw=1, alpha=0.6)
             ax.scatter(*zip(*front), s=16, color=c, alpha=0.8, label=None if labelled else algorithm)
             labelled = True
-    for i, (xu, yu, label) in enumerate(data.uniform):
+    for i, (xu, yu, label) in enumerate(data.references):
         ax.scatter(
-            [xu], [yu], marker="s", s=36, c="k", zorder=4, label="uniform precision" if i == 0 else None
+            [xu], [yu], marker="s", s=36, c="k", zorder=4, label="reference points" if i == 0 else None
         )
         ax.annotate(label, (xu, yu), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if data.baseline_y is not None:
@@ -65,9 +65,9 @@ def draw_overlay(data: OverlayData, path: Path, title: str = "") -> None:
         ax.axhline(data.threshold_y, ls=":", c="tab:orange", lw=0.8, label="constraint")
     ys = [p[1] for fs in data.fronts.values() for f in fs for p in f]
     if data.threshold_y is not None and ys:
-        top = max(ys + [data.baseline_y or -np.inf] + [u[1] for u in data.uniform])
+        top = max(ys + [data.baseline_y or -np.inf] + [u[1] for u in data.references])
         ax.set_ylim(bottom=min(ys + [data.threshold_y]) - 0.5, top=top + 0.5)
-    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path)
+    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path, size=data.x_size)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from dse.core.errors import DseError
 from dse.core.files import write_text
 from dse.results.heldout import load_held_out, validation_columns
 from dse.results.rundata import RunData, is_run_dir, load_run, read_csv, read_json
+from dse.results.sizes import SizeInfo, size_columns
 from dse.viz.run_plots import write_run_plots
 
 REPORT_NAME = "report.html"
@@ -25,12 +26,12 @@ PACKAGES = ("dse", "numpy", "pandas", "scipy", "pymoo", "matplotlib", "pydantic"
 RUN_PLOTS = ("pareto.png", "pareto_test.png", "hv_curve.png", "heatmap.png", "parallel.png")
 COMPARE_PLOTS = ("fronts.png", "hv_curve.png", "heatmap.png", "parallel.png")
 CAPTIONS = {
-    "pareto.png": "Evaluated configurations and the feasible Pareto front (uniform precision in green).",
+    "pareto.png": "Evaluated configurations and the feasible Pareto front (reference points in green).",
     "pareto_test.png": "The Pareto configurations on validation (searched) and on the held-out split.",
     "hv_curve.png": "Hypervolume of the feasible front after each evaluation (common normalisation).",
     "heatmap.png": "Bit width of each variable (row) in each Pareto configuration (column, by size).",
     "parallel.png": "Parallel coordinates of the Pareto configurations: variables, then objectives.",
-    "fronts.png": "Feasible fronts of every run, one colour per algorithm; squares: uniform precision.",
+    "fronts.png": "Feasible fronts of every run, one colour per algorithm; squares: reference points.",
 }
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -72,10 +73,17 @@ def _run_body(run: RunData) -> tuple[str, str]:
     s = run.summary
     keys = [
         "experiment", "problem", "algorithm", "seed", "status", "budget", "evaluations",
-        "failed_evaluations", "feasible_evaluations", "baseline_accuracy", "accuracy_threshold",
+        "failed_evaluations", "feasible_evaluations", "baseline", "constraint",
         "pareto_size", "hypervolume", "space_size", "wall_seconds", "evaluation_seconds",
     ]  # fmt: skip
-    facts = pd.DataFrame([{"field": k, "value": s[k]} for k in keys if k in s])
+    facts = pd.DataFrame(
+        [{"field": k, "value": s[k]} for k in keys if k in s]
+        + [
+            {"field": f"{m} ratios against", "value": i.baselines_text()}
+            for m, i in run.sizes.items()
+            if i.baselines
+        ]
+    )
     size, _ = run.axes
     shown = validation_columns(run)
     front = pd.DataFrame(
@@ -90,22 +98,32 @@ def _run_body(run: RunData) -> tuple[str, str]:
         front = front.merge(held[0][["eval_id", *extra]], on="eval_id", how="left")
         cols = ["eval_id", *shown, *extra]
         front = front[cols + [c for c in front.columns if c not in cols]]
-    uniform = pd.DataFrame(
-        [
-            {"bits": next(iter(e.values.values())), **{m: e.metrics.get(m) for m in shown}}
-            for e in run.uniform
-            if e.ok
-        ]
+    references = pd.DataFrame(
+        [{"reference": e.label, **{m: e.metrics.get(m) for m in shown}} for e in run.reference_points if e.ok]
     )
+    front, references = _with_sizes(front, run.sizes), _with_sizes(references, run.sizes)
     parts = [
         _section("Summary", _table(facts, index=False)),
         _section(f"Pareto front ({len(front)} configurations, by {size})", _table(front)),
-        _section("Uniform precision", _table(uniform)),
+        _section("Reference configurations", _table(references)),
         _section("Plots", _figures(run.run_dir, RUN_PLOTS)),
         _section("Resolved config", f"<pre>{html.escape(run.config_text)}</pre>"),
     ]
     title = f"{s.get('experiment', '')} · {run.algorithm} · seed {run.seed}"
     return "".join(parts), title
+
+
+def _with_sizes(frame: pd.DataFrame, sizes: dict[str, SizeInfo]) -> pd.DataFrame:
+    """After each size metric's raw column: its human-readable size and compression ratios."""
+    for metric, info in sizes.items():
+        if metric not in frame.columns:
+            continue
+        at = list(frame.columns).index(metric) + 1
+        values = pd.to_numeric(frame[metric], errors="coerce").tolist()
+        for offset, (name, column) in enumerate(size_columns(metric, values, info).items()):
+            if name not in frame.columns:
+                frame.insert(at + offset, name, column)
+    return frame
 
 
 def _compare_body(folder: Path) -> str:

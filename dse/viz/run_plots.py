@@ -19,8 +19,9 @@ from dse.core.evaluation import Evaluation  # noqa: E402
 from dse.indicators.quality import hv_curve  # noqa: E402
 from dse.results.heldout import held_out_pairs, load_held_out  # noqa: E402
 from dse.results.rundata import RunData  # noqa: E402
+from dse.results.sizes import SizeInfo  # noqa: E402
 from dse.viz.compare_plots import draw_hv_bands, hv_band_data  # noqa: E402
-from dse.viz.front import FrontPlotData, draw_front, finish_front_axes, save_figure  # noqa: E402
+from dse.viz.front import draw_front, finish_front_axes, front_plot_data, save_figure  # noqa: E402
 
 
 @dataclass
@@ -30,9 +31,12 @@ class HeatmapData:
     sizes: list[float]
     size_name: str
     matrix: np.ndarray  # bits, len(variables) x len(eval_ids)
+    size: SizeInfo | None = None  # the size metric's unit (tick labels in KiB/MiB)
 
 
-def heatmap_data(front: Sequence[Evaluation], variables: Sequence[str], size_name: str) -> HeatmapData:
+def heatmap_data(
+    front: Sequence[Evaluation], variables: Sequence[str], size_name: str, size: SizeInfo | None = None
+) -> HeatmapData:
     order = sorted(front, key=lambda e: (e.metrics[size_name], e.eval_id))
     matrix = np.array([[e.values[v] for e in order] for v in variables], dtype=float)
     return HeatmapData(
@@ -41,6 +45,7 @@ def heatmap_data(front: Sequence[Evaluation], variables: Sequence[str], size_nam
         [e.metrics[size_name] for e in order],
         size_name,
         matrix.reshape(len(variables), len(order)),
+        size,
     )
 
 
@@ -60,7 +65,8 @@ def draw_heatmap(data: HeatmapData, path: Path, title: str = "") -> None:
                 ax.text(j, i, f"{int(b)}", ha="center", va="center", fontsize=6, color="w")
         step = max(1, n_pts // 20)
         ax.set_xticks(range(0, n_pts, step))
-        ax.set_xticklabels([f"{data.sizes[j]:.3g}" for j in range(0, n_pts, step)], rotation=60, fontsize=7)
+        show = data.size.format if data.size is not None else (lambda v: f"{v:.3g}")
+        ax.set_xticklabels([show(data.sizes[j]) for j in range(0, n_pts, step)], rotation=60, fontsize=7)
     else:
         ax.text(0.5, 0.5, "no feasible configuration", ha="center", va="center", transform=ax.transAxes)
     ax.set_yticks(range(n_var))
@@ -157,6 +163,7 @@ class HeldOutPlotData:
     points: list[tuple[float, float, float]]  # (x, validation y, held-out y), by x
     baseline_y: float | None
     held_baseline_y: float | None
+    x_size: SizeInfo | None = None
 
 
 def held_out_plot_data(
@@ -187,26 +194,7 @@ def draw_held_out(data: HeldOutPlotData, path: Path, title: str = "") -> None:
             lw=0.7,
             label=f"float, held out ({data.held_baseline_y:.2f})",
         )
-    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path)
-
-
-def run_front_data(run: RunData) -> FrontPlotData:
-    """`dse.viz.front.front_plot_data` on the run's axes (which also cover single-objective runs)."""
-    x, y = run.axes
-    ok = [e for e in run.evaluations if e.ok and x in e.metrics and y in e.metrics]
-    return FrontPlotData(
-        x_name=x,
-        y_name=y,
-        all_points=[(e.metrics[x], e.metrics[y], e.feasible) for e in ok],
-        front=sorted((e.metrics[x], e.metrics[y]) for e in run.front),
-        uniform=[
-            (e.metrics[x], e.metrics[y], f"{next(iter(e.values.values()))}b")
-            for e in run.uniform
-            if e.ok and x in e.metrics and y in e.metrics
-        ],
-        baseline_y=run.baseline.get(y),
-        threshold_y=run.threshold if y == "accuracy" else None,
-    )
+    finish_front_axes(fig, ax, data.x_name, data.y_name, title, path, size=data.x_size)
 
 
 def write_run_plots(run: RunData) -> list[Path]:
@@ -216,7 +204,7 @@ def write_run_plots(run: RunData) -> list[Path]:
     title = f"{run.summary.get('experiment', '')} · {run.algorithm} · seed {run.seed} · {n} evals"
     d = run.run_dir
     written = []
-    draw_front(run_front_data(run), d / "pareto.png", title)
+    draw_front(front_plot_data(run), d / "pareto.png", title)
     written.append(d / "pareto.png")
     draw_hv_bands(
         hv_band_data({run.algorithm: [hv_curve(run.evaluations, run.objectives, run.norm)]}),
@@ -225,7 +213,7 @@ def write_run_plots(run: RunData) -> list[Path]:
     )
     written.append(d / "hv_curve.png")
     draw_heatmap(
-        heatmap_data(run.front, run.variables, x),
+        heatmap_data(run.front, run.variables, x, run.sizes.get(x)),
         d / "heatmap.png",
         f"bit widths of the Pareto configurations\n{title}",
     )
@@ -237,6 +225,14 @@ def write_run_plots(run: RunData) -> list[Path]:
         title,
     )
     written.append(d / "parallel.png")
+    return written + write_held_out_plot(run)
+
+
+def write_held_out_plot(run: RunData) -> list[Path]:
+    """pareto_test.png where the run has a held-out table (`dse run` adds it after the search)."""
+    x, y = run.axes
+    title = f"{run.summary.get('experiment', '')} · {run.algorithm} · seed {run.seed}"
+    d, written = run.run_dir, []
     held = load_held_out(d)
     if held is not None:
         frame, meta = held
@@ -251,6 +247,7 @@ def write_run_plots(run: RunData) -> list[Path]:
             data = held_out_plot_data(
                 frame, x, v, h, run.baseline.get(v), base if base is None else float(base)
             )
+            data.x_size = run.sizes.get(x)
             draw_held_out(data, d / "pareto_test.png", f"validation vs {split} · {title}")
             written.append(d / "pareto_test.png")
     return written

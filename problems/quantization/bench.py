@@ -4,33 +4,38 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from problems.quantization.problem import LayerwiseQuantizationProblem
+from problems.quantization.evaluation import ModelEvaluator
+
+Evaluate = Callable[[dict[str, int], list[str]], dict[str, float]]
 
 
 def benchmark(
-    problem: LayerwiseQuantizationProblem, candidates: list[dict[str, int]], repeats: int = 3
+    evaluate: Evaluate,
+    engine: ModelEvaluator,
+    float_model: nn.Module,
+    metrics: list[str],
+    candidates: list[dict[str, int]],
+    repeats: int = 3,
 ) -> dict[str, float]:
     """Median seconds of: a float pass over the validation split, and a full candidate evaluation
     (set bits in place + the same pass through the quantized model + costs). Interleaved so drift
     in machine load hits both alike."""
-    engine = problem.engine
-    float_model = problem.float_model.eval()
-    metrics = ["accuracy", *sorted(problem.COST_METRICS)]
-    problem.evaluate(candidates[0], metrics)  # warm-up: weight caches, allocator
+    float_model = float_model.eval()
+    evaluate(candidates[0], metrics)  # warm-up: weight caches, allocator
     engine.accuracy(model=float_model)
     float_times, eval_times, fwd_times = [], [], []
     for _ in range(repeats):
         for values in candidates:
             float_times.append(engine.time_forward(float_model, 1))
             t = time.perf_counter()
-            problem.evaluate(values, metrics)
+            evaluate(values, metrics)
             eval_times.append(time.perf_counter() - t)
-            fwd_times.append(engine.time_forward(problem.qmodel, 1))
+            fwd_times.append(engine.time_forward(engine.qmodel, 1))
     f, e, q = (statistics.median(x) for x in (float_times, eval_times, fwd_times))
     return {
         "threads": float(torch.get_num_threads()),

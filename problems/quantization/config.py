@@ -166,10 +166,16 @@ class SearchSpaceSection(Section):
         return self
 
 
-class QuantizationConfig(ExperimentConfig):
+class ModelProblemConfig(ExperimentConfig):
+    """The sections every problem on a zoo model shares: the model, its data and how its float
+    baseline is trained (`problems.quantization.setup.prepare_baseline` reads exactly these)."""
+
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
+
+
+class QuantizationConfig(ModelProblemConfig):
     quantization: QuantizationSection = Field(default_factory=QuantizationSection)
     search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
 

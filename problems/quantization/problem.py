@@ -21,8 +21,10 @@ from problems.quantization.evaluation import ModelEvaluator
 from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
-from problems.quantization.setup import prepare_baseline
+from problems.quantization.setup import check_model_data, prepare_baseline
 
+#: the uniform precisions every run evaluates for free (values may lie outside the searched choices)
+UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
 WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
 
 
@@ -35,6 +37,8 @@ class LayerwiseQuantizationProblem(Problem):
         "qerror": "min",
     }
     COST_METRICS = frozenset({"total_bits", "weight_bits", "bops"})
+    #: weight_bits is storage; total_bits sums bit widths and bops is compute, neither is a size
+    SIZE_METRICS: ClassVar[dict[str, str]] = {"weight_bits": "bits"}
 
     def __init__(
         self,
@@ -70,21 +74,7 @@ class LayerwiseQuantizationProblem(Problem):
     @classmethod
     def check_config(cls, cfg: QuantizationConfig) -> None:
         """Cheap checks for `dse validate`: names that must exist, files that must be there."""
-        from problems.quantization.zoo.data import DATASETS
-        from problems.quantization.zoo.models import MODELS, is_import_path
-
-        if not is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
-            raise DseError(
-                f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(MODELS.names())}"
-            )
-        if ":" not in cfg.data.name and "." not in cfg.data.name and cfg.data.name not in DATASETS:
-            raise DseError(
-                f"data.name: unknown dataset {cfg.data.name!r}; known: {', '.join(DATASETS.names())}"
-            )
-        if cfg.model.checkpoint is not None and not cfg.model.checkpoint.is_file():
-            raise DseError(f"model.checkpoint: {cfg.model.checkpoint} not found")
-        if cfg.data.root is not None and not cfg.data.root.exists():
-            raise DseError(f"data.root: {cfg.data.root} not found")
+        check_model_data(cfg)
 
     @classmethod
     def from_config(cls, cfg: QuantizationConfig, progress: bool = True) -> LayerwiseQuantizationProblem:
@@ -119,10 +109,28 @@ class LayerwiseQuantizationProblem(Problem):
         return cls(qmodel, engine, cfg, baseline, stats, model)
 
     # -- the problem protocol -------------------------------------------------------------------
+    def reference_configurations(self) -> dict[str, dict[str, int]]:
+        """Every searched quantizer at 2..8 and 16 bits: the uniform precision a mix must beat."""
+        return {f"{b}-bit": {v.name: b for v in self.variables} for b in UNIFORM_BITS}
+
     def reference(self) -> dict[str, float]:
         return dict(self.baseline)
 
+    def size_baselines(self, metric: str) -> dict[str, float]:
+        """weight_bits of the float model (every tensor it counts at 32 bits) and of every searched
+        weight at 8 bits (the "8-bit" reference configuration; quantizers not searched keep their bits)."""
+        if metric != "weight_bits":
+            return {}
+        weights = {u: 32 for u in self.default_bits if not u.startswith(ACT)}
+        eight = self.unit_bits({v.name: 8 for v in self.variables})
+        return {
+            "float": self.costs(weights, {})["weight_bits"],
+            "8-bit": self.costs(eight, {})["weight_bits"],
+        }
+
     def bounds(self, metric: str) -> tuple[float, float] | None:
+        if metric == "accuracy":  # a perfect score is the best no configuration can pass
+            return 100.0, 0.0
         if metric == "qerror":  # worst = every searched quantizer at its lowest choice
             if self._qerror_worst is None:
                 lowest = {v.name: v.choices[0] for v in self.variables}
@@ -215,7 +223,8 @@ class LayerwiseQuantizationProblem(Problem):
 
     def benchmark(self, candidates: list[dict[str, int]], repeats: int = 3) -> dict[str, float]:
         """Float forward vs. one candidate evaluation, interleaved on the same batches and threads."""
-        return benchmark(self, candidates, repeats)
+        metrics = ["accuracy", *sorted(self.COST_METRICS)]
+        return benchmark(self.evaluate, self.engine, self.float_model, metrics, candidates, repeats)
 
 
 def _variables(

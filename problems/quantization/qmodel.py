@@ -3,12 +3,9 @@
 Built once (design rule: never deep-copy or rebuild per evaluation):
 
 1. The model is deep-copied once (the original is never modified), put in eval mode and frozen.
-2. BatchNorm folding (`fold_bn`): inside each parent module, a BatchNorm1d/2d registered right
-   after a Conv2d (BatchNorm2d), Conv1d or Linear (BatchNorm1d) with matching channel count and
-   running statistics is folded into that layer's weight and bias (a bias is added if missing) and
-   replaced by `nn.Identity`. This covers `conv1, bn1, conv2, bn2` blocks and
-   `nn.Sequential(conv, bn)` shortcuts. Registration order is only a heuristic, so `calibrate()`
-   checks on its first batch that the folded float model reproduces the original's outputs.
+2. BatchNorm folding (`fold_bn`, see `problems.quantization.folding`): BNs registered right after
+   a matching conv/linear are folded into it; `calibrate()` checks on its first batch that the
+   folded float model reproduces the original's outputs.
 3. Weight quantizers on every Conv1d/Conv2d/Linear weight (symmetric, narrow range, per output
    channel). Fake-quantized weights are computed once per (layer, bits) and swapped in by
    reference, so `set_bits` costs nothing per evaluation. Biases stay float.
@@ -24,9 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import re
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
@@ -34,17 +28,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from problems.quantization.formats.fixed_point import FixedPointFormat
+from problems.quantization.folding import check_same_outputs, eval_outputs, fold_batchnorms
 from problems.quantization.formats.quantizer import (
     CalibrationError,
     QuantizationError,
     TensorQuantizer,
     UnknownQuantizerError,
 )
+from problems.quantization.placement import QuantizerFactory, act_modules, output_hook, weight_layers
+from problems.quantization.stats import Stats, measure
 
-WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
-UNSIGNED_TYPES = (nn.ReLU, nn.ReLU6)  # outputs known to be >= 0 before calibration
-_FOLD_PAIRS = ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv1d, nn.BatchNorm1d), (nn.Linear, nn.BatchNorm1d))
 INPUT = "input"
 
 
@@ -74,18 +67,12 @@ class QuantizedModel(nn.Module):
         if number_format not in ("affine", "fixed_point"):
             raise ValueError(f"unknown number format {number_format!r}; known: affine, fixed_point")
         fixed = number_format == "fixed_point"
-        self.number_format = number_format
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.__dict__["_original"] = model  # not a submodule; only for the folding check, then dropped
-        rx = re.compile(act_names) if act_names else None
-        act_modules = {
-            n: m
-            for n, m in self.model.named_modules()
-            if n and (type(m).__name__ in act_types or (rx is not None and rx.search(n)))
-        }
+        acts = act_modules(self.model, act_types, act_names)
         self.folded: list[tuple[str, str]] = fold_batchnorms(self.model) if fold_bn else []
         current = dict(self.model.named_modules())  # folded BNs are Identity now
-        self._layers = {n: m for n, m in current.items() if isinstance(m, WEIGHT_TYPES)}
+        self._layers = weight_layers(current)
         self._float_weights = {n: m.weight.detach() for n, m in self._layers.items()}
         self._wcache: dict[tuple[str, int], Tensor] = {}
         self._float_biases = {
@@ -95,46 +82,28 @@ class QuantizedModel(nn.Module):
         self._float = False
         self.calibrated = False
 
-        self.weight_quantizers = {
-            n: TensorQuantizer(
-                weight_bits,
-                "symmetric",
-                axis=0 if weight_per_channel and not fixed else None,
-                calibrator=weight_calibrator,
-                percentile=percentile,
-                label=f"weight quantizer '{n}'",
-                fixed_point=FixedPointFormat() if fixed else None,
-            )
-            for n in self._layers
-        }
-        self.bias_quantizers = {
-            n: TensorQuantizer(
-                weight_bits,
-                label=f"bias quantizer '{n}'",
-                fixed_point=FixedPointFormat() if fixed else None,
-            )
-            for n in self._float_biases
-        }
-
-        def act_quantizer(n: str, unsigned: bool) -> TensorQuantizer:
-            return TensorQuantizer(
-                act_bits,
-                "unsigned" if unsigned and not fixed else "symmetric",
-                calibrator=act_calibrator,
-                percentile=percentile,
-                label=f"activation quantizer '{n}'",
-                fixed_point=FixedPointFormat(act_samples, seed=len(self.act_quantizers)) if fixed else None,
-            )
-
+        make = QuantizerFactory(
+            weight_bits,
+            act_bits,
+            weight_per_channel,
+            weight_calibrator,
+            act_calibrator,
+            percentile,
+            fixed,
+            act_samples,
+        )
+        self.weight_quantizers = {n: make.weight(n) for n in self._layers}
+        self.bias_quantizers = {n: make.bias(n) for n in self._float_biases}
         self.act_quantizers: dict[str, TensorQuantizer] = {}
-        self._input_q = act_quantizer(INPUT, False) if quantize_input else None
+        self._input_q = make.activation(INPUT, None, seed=0) if quantize_input else None
         if self._input_q is not None:
-            if INPUT in act_modules:
+            if INPUT in acts:
                 raise QuantizationError(f"module '{INPUT}' clashes with the input quantizer's name")
             self.act_quantizers[INPUT] = self._input_q
-        for n, m in act_modules.items():
-            q = self.act_quantizers[n] = act_quantizer(n, isinstance(m, UNSIGNED_TYPES))
-            current[n].register_forward_hook(_output_hook(q))
+        for n, m in acts.items():
+            q = make.activation(n, m, seed=len(self.act_quantizers))
+            self.act_quantizers[n] = q
+            current[n].register_forward_hook(output_hook(q))
         self._act_modes = {n: q.mode for n, q in self.act_quantizers.items()}  # before calibration
         self._quantizers = nn.ModuleDict(
             {"w:" + n.replace(".", "/"): q for n, q in self.weight_quantizers.items()}
@@ -202,29 +171,10 @@ class QuantizedModel(nn.Module):
 
     def _check_folding(self, x: Tensor) -> None:
         """The folded float copy must reproduce the original model (eval mode) on one batch."""
-        original = self._original
-        training = {m: m.training for m in original.modules()}
-        try:
-            original.eval()
-            with torch.inference_mode(), self.float_mode():
-                ref, got = _tensors(original(x)), _tensors(self(x))
-        finally:
-            for m, mode in training.items():
-                m.training = mode
+        with torch.inference_mode(), self.float_mode():
+            ref, got = eval_outputs(self._original, x), self(x)
         self.__dict__["_original"] = None
-        same = [a.shape for a in ref] == [b.shape for b in got]
-        diff = (
-            max(((a.float() - b.float()).abs().max().item() for a, b in zip(ref, got)), default=0.0)
-            if same
-            else math.inf
-        )
-        size = max((a.float().abs().max().item() for a in ref), default=0.0)
-        if diff > 1e-3 * max(1.0, size):
-            pairs = ", ".join(f"{c}+{b}" for c, b in self.folded)
-            raise QuantizationError(
-                f"BatchNorm folding changed the float output by {diff:.3g} "
-                f"(folded {pairs}); set quantization.fold_bn: false"
-            )
+        check_same_outputs(ref, got, self.folded)
 
     # -- bits -------------------------------------------------------------------------------------
     def set_bits(
@@ -314,130 +264,19 @@ class QuantizedModel(nn.Module):
             self.sync_weights()
 
     # -- statistics -------------------------------------------------------------------------------
-    def layer_stats(self, example: Tensor) -> dict[str, dict[str, Any]]:
-        """Per weight-quantized layer, per sample of `example`: `params` (weight numel), `macs`
-        (output numel x weight numel per output channel, summed over calls), `act_input` (key of the
-        activation quantizer whose output the layer consumes, or None) and `calls`."""
+    def layer_stats(self, example: Tensor) -> Stats:
+        """Per weight-quantized layer, per sample of `example`: `params`, `macs`, `act_input`, `calls`
+        (see `stats.measure`)."""
         return self._measure(example)[0]
 
-    def activation_stats(self, example: Tensor) -> dict[str, dict[str, Any]]:
-        """Per activation quantizer, per sample: `numel` quantized (summed over calls) and `calls`."""
+    def activation_stats(self, example: Tensor) -> Stats:
+        """Per activation quantizer, per sample of `example`: `numel`, `calls` (see `stats.measure`)."""
         return self._measure(example)[1]
 
-    def _measure(self, example: Tensor) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        n = example.shape[0]
-        layers = {
-            k: {"params": m.weight.numel(), "macs": 0, "act_input": None, "calls": 0}
-            for k, m in self._layers.items()
-        }
-        acts = {k: {"numel": 0, "calls": 0} for k in self.act_quantizers}
-        producer: dict[int, str] = {}  # data_ptr of a quantizer output -> its key
-        keep: list[Tensor] = []  # keeps those tensors alive so their addresses are not reused
-
-        def act_hook(key: str):
-            def hook(_m: nn.Module, _args: Any, out: Tensor) -> None:
-                producer[out.data_ptr()] = key
-                keep.append(out)
-                acts[key]["numel"] += out.numel() // n
-                acts[key]["calls"] += 1
-
-            return hook
-
-        def layer_hooks(key: str, per_out: int):
-            def pre(_m: nn.Module, args: Any) -> None:
-                if layers[key]["calls"] == 0 and args and isinstance(args[0], Tensor):
-                    layers[key]["act_input"] = producer.get(args[0].data_ptr())
-
-            def post(_m: nn.Module, _args: Any, out: Tensor) -> None:
-                layers[key]["macs"] += out.numel() // n * per_out
-                layers[key]["calls"] += 1
-
-            return pre, post
-
-        handles = [q.register_forward_hook(act_hook(k)) for k, q in self.act_quantizers.items()]
-        for k, m in self._layers.items():
-            pre, post = layer_hooks(k, m.weight[0].numel())
-            handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
-        try:
-            with torch.inference_mode(), self.float_mode():
-                self(example)
-        finally:
-            for h in handles:
-                h.remove()
-        return layers, acts
-
-
-def _output_hook(q: TensorQuantizer):
-    """Quantize a module's output; in place when it is fresh (shares no storage with an argument)
-    or the module is declared in-place (ReLU(inplace=True)): saves an allocation per call."""
-
-    def hook(m: nn.Module, args: Any, out: Any) -> Any:
-        if not isinstance(out, Tensor):
-            return None
-        if getattr(m, "inplace", False) is True:
-            return q(out, inplace=True)
-        ptr = out.untyped_storage().data_ptr()
-        shared = any(isinstance(a, Tensor) and a.untyped_storage().data_ptr() == ptr for a in args)
-        return q(out, inplace=not shared)
-
-    return hook
+    def _measure(self, example: Tensor) -> tuple[Stats, Stats]:
+        with torch.inference_mode(), self.float_mode():
+            return measure(self, self._layers, self.act_quantizers, example)
 
 
 def _inputs(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
-
-
-def _tensors(out: Any) -> list[Tensor]:
-    if isinstance(out, Tensor):
-        return [out]
-    if isinstance(out, Mapping):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in _tensors(o)]
-    return []
-
-
-# -- BatchNorm folding ----------------------------------------------------------------------------
-def fold_batchnorms(model: nn.Module) -> list[tuple[str, str]]:
-    """Fold BNs registered right after a matching conv/linear of the same parent (see module doc).
-
-    Modules registered in several places are left alone. Returns (layer, bn) qualified names.
-    """
-    uses = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
-    folded = []
-    for pname, parent in list(model.named_modules()):
-        kids = list(parent.named_children())
-        for (lname, layer), (bname, bn) in zip(kids, kids[1:]):
-            if _foldable(layer, bn) and uses[id(layer)] == 1 and uses[id(bn)] == 1:
-                _fold(layer, bn)
-                setattr(parent, bname, nn.Identity())
-                folded.append((_join(pname, lname), _join(pname, bname)))
-    return folded
-
-
-def _foldable(layer: nn.Module, bn: nn.Module) -> bool:
-    if not any(isinstance(layer, lt) and isinstance(bn, bt) for lt, bt in _FOLD_PAIRS):
-        return False
-    out = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-    return bn.num_features == out and bn.track_running_stats and bn.running_mean is not None
-
-
-@torch.no_grad()
-def _fold(layer: nn.Module, bn: nn.Module) -> None:
-    """W' = W * g/std per output channel, b' = (b - mean) * g/std + beta (eval-mode BN), in float64."""
-    std = torch.sqrt(bn.running_var.double() + bn.eps)
-    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(std)
-    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(std)
-    factor = gamma / std
-    w = layer.weight
-    bias = layer.bias.double() if layer.bias is not None else torch.zeros_like(std)
-    w.copy_(w.double() * factor.reshape(-1, *[1] * (w.dim() - 1)))
-    new_bias = ((bias - bn.running_mean.double()) * factor + beta).to(w.dtype)
-    if layer.bias is None:
-        layer.bias = nn.Parameter(new_bias, requires_grad=False)
-    else:
-        layer.bias.copy_(new_bias)
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child

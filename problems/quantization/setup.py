@@ -7,14 +7,30 @@ from typing import Any
 
 from torch import nn
 
-from problems.quantization.config import QuantizationConfig
-from problems.quantization.zoo.data import Splits, load_dataset
-from problems.quantization.zoo.models import build_model, load_checkpoint
+from dse.core.errors import DseError
+from problems.quantization.config import ModelProblemConfig
+from problems.quantization.zoo.data import DATASETS, Splits, load_dataset
+from problems.quantization.zoo.models import MODELS, build_model, is_import_path, load_checkpoint
 from problems.quantization.zoo.training import accuracy, cached_baseline
 
 
+def check_model_data(cfg: ModelProblemConfig) -> None:
+    """Cheap checks of the model and data sections (names that must exist, files that must be
+    there), shared by every problem on a zoo model: nothing is loaded, trained or written."""
+    if not is_import_path(cfg.model.name) and cfg.model.name not in MODELS:
+        raise DseError(f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(MODELS.names())}")
+    if ":" not in cfg.data.name and "." not in cfg.data.name and cfg.data.name not in DATASETS:
+        raise DseError(
+            f"data.name: unknown dataset {cfg.data.name!r}; known: {', '.join(DATASETS.names())}"
+        )
+    if cfg.model.checkpoint is not None and not cfg.model.checkpoint.is_file():
+        raise DseError(f"model.checkpoint: {cfg.model.checkpoint} not found")
+    if cfg.data.root is not None and not cfg.data.root.exists():
+        raise DseError(f"data.root: {cfg.data.root} not found")
+
+
 def prepare_baseline(
-    cfg: QuantizationConfig, progress: bool = True
+    cfg: ModelProblemConfig, progress: bool = True
 ) -> tuple[nn.Module, Splits, dict[str, Any]]:
     """The float model (given checkpoint, or trained once and cached under results/.cache) and its splits."""
     splits = load_dataset(cfg.data, seed=cfg.data.seed)

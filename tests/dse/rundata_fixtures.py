@@ -32,7 +32,7 @@ def run_data(name: str, algorithm: str, seed: int, evals: list[Evaluation], **su
         "normalization": NORM.to_json(),
         "evaluations": len(evals),
         "fingerprint": {"variables": {"a": [2, 4, 8], "b": [2, 4, 8]}},
-        "accuracy_threshold": 90.0,
+        "constraint": {"metric": "accuracy", "sense": "max", "threshold": 90.0},
         "baseline": {"accuracy": 100.0},
         "space_size": 9,
         "wall_seconds": 2.0,

@@ -29,6 +29,7 @@ class ToySection(Section):
     depths_known: bool = True  # False: depths() returns None, as for a model that cannot be traced
     initial: list[int] | None = None  # initial_values() (default None: every variable highest)
     qerror_weights: list[float] | None = None  # qerror = sum_i w_i * 2**-bits_i (default w = sens)
+    param_scale: int = Field(1, ge=1)  # params_i = 10 * (i + 1) * param_scale (KiB-sized fronts)
 
 
 class ToyConfig(ExperimentConfig):
@@ -47,11 +48,12 @@ class ToyProblem(Problem):
         "qerror": "min",
     }
     COST_METRICS = frozenset({"weight_bits", "total_bits"})
+    SIZE_METRICS: ClassVar[dict[str, str]] = {"weight_bits": "bits"}  # total_bits sums bit widths: no size
 
     def __init__(self, section: ToySection) -> None:
         self.section = section
         self.variables = [Variable(f"x{i}", tuple(section.choices), (f"x{i}",)) for i in range(section.n_var)]
-        self.params = [10 * (i + 1) for i in range(section.n_var)]
+        self.params = [10 * (i + 1) * section.param_scale for i in range(section.n_var)]
         self.sens = [0.5 / (i + 1) for i in range(section.n_var)]
         self.calls = 0
 
@@ -71,7 +73,15 @@ class ToyProblem(Problem):
         bits = [values[v.name] for v in self.variables]
         return {"test_accuracy": 99.0 - 110.0 * sum(s * 2.0 ** (-b) for s, b in zip(self.sens, bits))}
 
+    def size_baselines(self, metric: str) -> dict[str, float]:
+        """weight_bits: every weight at 32 bits (float) and at 8 bits."""
+        if metric != "weight_bits":
+            return {}
+        return {"float": 32.0 * sum(self.params), "8-bit": 8.0 * sum(self.params)}
+
     def bounds(self, metric: str) -> tuple[float, float] | None:
+        if metric == "accuracy":
+            return 100.0, 0.0
         if metric == "qerror":
             return 0.0, self._qerror([min(self.section.choices)] * self.section.n_var)
         return None

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from problems.quantization.formats.calibration import QParams
+from problems.quantization.formats.affine import QParams
 
 MAX_WL = 32
 

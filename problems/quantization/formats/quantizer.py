@@ -16,14 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from dse.core.errors import DseError
-from problems.quantization.formats.calibration import (
-    MODES,
-    QParams,
-    fake_quantize,
-    fake_quantize_,
-    make_calibrator,
-    qparams,
-)
+from problems.quantization.formats.affine import MODES, QParams, fake_quantize, fake_quantize_, qparams
+from problems.quantization.formats.calibration import make_calibrator
 
 if TYPE_CHECKING:
     from problems.quantization.formats.fixed_point import FixedPointFormat

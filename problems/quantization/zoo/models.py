@@ -211,15 +211,33 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, Tensor], source: str) ->
             raise DseError(f"model.checkpoint: {source} does not fit the model: unexpected tensor {key!r}")
 
 
+_TORCH_MAGIC = (
+    b"PK\x03\x04",  # torch.save's zip format
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19",  # legacy format: pickled magic number
+)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(max(map(len, _TORCH_MAGIC)))
+    return head.startswith(_TORCH_MAGIC)
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     """Load a state_dict file into `model` in place (also returned). Errors name the first bad tensor."""
     path = Path(path)
     if not path.is_file():
         raise DseError(f"model.checkpoint: {path} not found")
+    # text, random bytes, a plain pickle: torch would advise retrying with weights_only=False (unsafe)
+    if not _looks_like_torch_file(path):
+        raise DseError(f"model.checkpoint: {path}: not a PyTorch state_dict file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt, truncated, not a torch file, or pickles non-tensor objects
-        raise DseError(f"model.checkpoint: {path} could not be read: {_one_line(e)}") from None
+    except Exception as e:  # corrupt, truncated, or pickles non-tensor objects
+        why = _one_line(e)
+        if "weights_only" in str(e):  # never relay torch's "retry with weights_only=False"
+            why = "it pickles objects other than tensors (save the model's state_dict() instead)"
+        raise DseError(f"model.checkpoint: {path} could not be read: {why}") from None
     sd = _extract_state_dict(obj, path)
     check_state_dict(model, sd, str(path))
     model.load_state_dict(sd, strict=False)

@@ -37,11 +37,13 @@ def test_bisection_meets_the_target_within_the_evaluation_bound(tmp_path, mode, 
     final.update({layer["name"]: layer["bits"] for layer in mpq["layers"]})
     assert qerror([final[f"x{i}"] for i in range(10)], w) == pytest.approx(mpq["final_score"])
     assert (evals[list(final)] == list(final.values())).all(axis=1).any()
-    # evaluation bound: 2 + ceil(log2(max depth)) + 1 cut evaluations, plus L per-layer errors in auto
+    # the documented bound: ceil(log2(levels)) cut evaluations over the 8 distinct depths, i.e. 3;
+    # besides them only all-high, all-low and (auto) one per-layer error per variable
     cuts = (steps.phase == "cut").sum()
-    assert 2 + cuts <= 2 + math.ceil(math.log2(max(DEPTHS))) + 1
+    assert cuts <= math.ceil(math.log2(len(set(DEPTHS)))) == 3
     assert (steps.phase == "layer-error").sum() == (10 if mode == "auto" else 0)
-    assert len(evals) <= 2 + math.ceil(math.log2(max(DEPTHS))) + 1 + (10 if mode == "auto" else 0)
+    assert len(steps) == 2 + cuts + (10 if mode == "auto" else 0)
+    assert len(evals) <= len(steps)  # a cut may repeat a per-layer-error configuration (cached)
     assert mpq["depth_source"] == "toy order" and mpq["cut_evaluations"] == cuts
     assert set(evals.label) <= {
         "bisection:all-high",
@@ -60,6 +62,24 @@ def test_bisection_meets_the_target_within_the_evaluation_bound(tmp_path, mode, 
             best = bits
             break
     assert [final[f"x{i}"] for i in range(10)] == best
+
+
+@pytest.mark.parametrize("levels", [1, 5, 8, 9])
+def test_cut_evaluations_never_exceed_ceil_log2_levels_and_reach_it(tmp_path, levels):
+    """One variable per depth level, equal qerror weights: the ratio puts the answer at k high levels;
+    every k takes at most ceil(log2(levels)) cut evaluations, the worst k exactly that many."""
+    toy = {"n_var": levels, "depths": list(range(1, levels + 1)), "qerror_weights": [1.0] * levels}
+    cuts = []
+    for k in range(1, levels + 1):
+        # qerror with n high levels is q_high + (levels - n) * c; the target q_high + ratio * levels * c
+        ratio = (levels - k + 0.5) / levels
+        res = run_toy(tmp_path, "bisection", {"mode": "front", "qerror_ratio": ratio}, toy=toy, out=f"k{k}")
+        mpq = read_json(res, "mpq.json")
+        assert sorted(layer["name"] for layer in mpq["layers"]) == sorted(f"x{i}" for i in range(k))
+        steps = table(res, "bisection.csv")
+        assert mpq["cut_evaluations"] == (steps.phase == "cut").sum() == len(res.evaluations) - 2
+        cuts.append(mpq["cut_evaluations"])
+    assert max(cuts) == math.ceil(math.log2(levels)), cuts
 
 
 def test_auto_puts_high_precision_where_the_errors_are(tmp_path):

@@ -74,9 +74,20 @@ def test_start_from_the_problems_initial_values(tmp_path):
 
 
 def test_budget_ends_it_with_the_trajectory_written(tmp_path):
-    res = run_toy(tmp_path, "greedy", budget=8, toy=TOY)
-    assert len(res.evaluations) == 8
-    assert isinstance(table(res, "greedy_trajectory.csv"), pd.DataFrame)
+    full = run_toy(tmp_path, "greedy", toy=TOY, out="full")
+    full_traj, full_evals = table(full, "greedy_trajectory.csv"), table(full, "evaluations.csv")
+    assert len(full_evals) > 40 and len(full_traj) > 4
+    cols = ["eval_id", "label", "accuracy", "weight_bits", *NAMES]
+    for budget, points in ((8, 1), (32, 4)):  # cut short in the coarse / the fine phase
+        res = run_toy(tmp_path, "greedy", budget=budget, toy=TOY, out=f"b{budget}")
+        evals = table(res, "evaluations.csv")
+        assert len(res.evaluations) == len(evals) == budget
+        # the same deterministic search, stopped: its first `budget` evaluations ...
+        pd.testing.assert_frame_equal(evals[cols], full_evals[cols].iloc[:budget])
+        # ... and the trajectory up to there, written although the search did not finish
+        traj, _, _ = check_trajectory(res, 95.0)
+        assert len(traj) == points
+        pd.testing.assert_frame_equal(traj, full_traj[full_traj.eval_id < budget], check_dtype=False)
 
 
 @pytest.mark.parametrize(

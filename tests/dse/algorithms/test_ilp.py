@@ -101,3 +101,25 @@ def test_bad_options_exit_2(tmp_path, capsys, options, named):
     path = write_config(tmp_path, algorithm={"name": "ilp", "options": options})
     assert run_cli("run", str(path), "--quiet") == 2
     assert named in capsys.readouterr().err
+
+
+def test_a_size_that_does_not_add_up_over_variables_is_refused(tmp_path, capsys, monkeypatch):
+    plain = ToyProblem._evaluate
+
+    def with_interaction(self, values, metrics):  # weight_bits gains a term in x0 * x1: not additive
+        out = plain(self, values, metrics)
+        if "weight_bits" in out:
+            out["weight_bits"] += 3.0 * values["x0"] * values["x1"]
+        return out
+
+    monkeypatch.setattr(ToyProblem, "_evaluate", with_interaction)
+    path = write_config(tmp_path, algorithm={"name": "ilp", "budget": 50})
+    capsys.readouterr()
+    assert run_cli("run", str(path), "--quiet") == 2
+    # the first configuration checked is all-lowest (2 bits): sizes 10, 20, 30, 40 per bit give 200;
+    # the term adds 3*2*2 = 12, while the per-variable changes from all-highest (8 bits) sum to
+    # 800 + 192 + 2 * (3*2*8 - 192) - 600 = 104
+    assert capsys.readouterr().err.strip() == (
+        "error: objectives: ilp needs a size objective that adds up over variables; weight_bits does not "
+        "(212 vs 104 summed)"
+    )

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dse.core.objectives import AccuracyConstraint, Objectives
+from dse.core.objectives import Constraint, Objectives
 from dse.core.registry import ALGORITHMS
 from tests.dse.helpers import run_cli, write_config
 
-STANDARD = ("config.yaml", "journal.jsonl", "evaluations.csv", "pareto.csv", "uniform.csv", "summary.json")
+STANDARD = ("config.yaml", "journal.jsonl", "evaluations.csv", "pareto.csv", "references.csv", "summary.json")
 NUMBA = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="pymoo needs numba for AGE-MOEA")
 
 MOEAS = [
@@ -77,7 +77,7 @@ def _ctx(senses=("max", "min")):
     return SimpleNamespace(
         pop_size=12,
         objectives=Objectives(("accuracy", "weight_bits"), senses),
-        constraint=AccuracyConstraint(95.0),
+        constraint=Constraint(95.0),
         log=lambda m: None,
     )
 

@@ -70,6 +70,10 @@ def test_problems_without_a_held_out_split_say_so():
     class P(Problem):
         variables = [Variable("a", (1, 2))]
 
+        @classmethod
+        def from_config(cls, cfg, progress=True):
+            return cls()
+
         def _evaluate(self, values, metrics):
             return {}
 
@@ -100,6 +104,9 @@ def test_pick_smallest_within_the_drop(run_copy, capsys):
     bits = [mpq["bits"][f"x{i}"] for i in range(4)]
     assert mpq["held_out"]["test_accuracy"] == pytest.approx(toy_test_accuracy(bits))
     assert f"eval {best.eval_id}:" in out and "test_accuracy=" in out
+    # toy weight_bits: 100 weights, float 3200 bits, 8-bit 800 bits; bytes = bits / 8
+    w = best.weight_bits
+    assert f"weight_bits={w:.6g} ({w / 8:.4g} B, {3200 / w:.1f}x vs float, {800 / w:.1f}x vs 8-bit)" in out
 
 
 def test_pick_most_accurate_within_a_size(run_copy, capsys):
@@ -132,6 +139,12 @@ def test_run_report_is_one_self_contained_file(run_copy):
     assert (
         "Pareto front" in page and "test_accuracy" in page and "pymoo" in page and "max_accuracy_drop" in page
     )
+    # sizes beside the raw bits: uniform-8 is 800 bits = 100 B, 4.0x smaller than float, 1.0x vs 8-bit
+    assert "<th>weight_bits size</th>" in page and "<th>weight_bits vs float</th>" in page
+    assert "<td>uniform-8</td>" in page
+    row = page.split("<td>uniform-8</td>", 1)[1].split("</tr>", 1)[0]
+    assert "<td>100 B</td>" in row and "<td>4.0x</td>" in row and "<td>1.0x</td>" in row
+    assert "float 400 B, 8-bit 100 B" in page
 
 
 def test_compare_report(tmp_path):

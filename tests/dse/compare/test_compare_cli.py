@@ -1,10 +1,13 @@
 import json
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
 from dse.compare.comparison import COLUMNS
+from dse.compare.runs import resolve_algorithms
+from dse.core.registry import ALGORITHMS
 from dse.run.journal import load_evaluations
 from tests.dse.helpers import run_cli, write_config
 
@@ -146,3 +149,30 @@ def test_compare_options_reach_their_algorithm_and_strays_are_refused(tmp_path, 
     bad = write_config(tmp_path, compare={"algorithms": ["nsga2"], "options": {"nsga3": {}}})
     assert run_cli("compare", str(bad), "--quiet", "--out", str(tmp_path / "cmp2")) == 2
     assert "compare.options.nsga3" in capsys.readouterr().err
+
+
+def test_all_expands_to_every_registered_algorithm():
+    names = ALGORITHMS.names()
+    assert len(names) > 5 and resolve_algorithms(["all"]) == names
+    # listed ones keep their place, 'all' adds the rest once each
+    assert resolve_algorithms(["random", "all", "nsga2"]) == ["random", *[n for n in names if n != "random"]]
+
+
+def test_compare_all_runs_every_algorithm_or_says_why_not(tmp_path, capsys, monkeypatch):
+    # without numba agemoea / agemoea2 are refused at once (their JIT compile would take seconds)
+    monkeypatch.setitem(sys.modules, "numba", None)
+    path = write_config(tmp_path, compare={"algorithms": ["all"], "seeds": [0], "budget": 12})
+    assert run_cli("compare", str(path), "--quiet") == 0
+    out = tmp_path / "results" / "toy" / "compare"
+    skipped = {s["algorithm"]: s["reason"] for s in json.loads((out / "skipped.json").read_text())}
+    # the ones that cannot run on this setting (a constraint, no reference points, no numba)
+    assert sorted(skipped) == ["agemoea", "agemoea2", "moead", "rnsga2"]
+    assert "supports no constraints" in skipped["moead"] and "ref_points" in skipped["rnsga2"]
+    assert all("needs numba" in skipped[n] for n in ("agemoea", "agemoea2"))
+    # every other registered algorithm ran once, in registry order, within the budget
+    table = pd.read_csv(out / "comparison.csv")
+    assert table.algorithm.tolist() == [n for n in ALGORITHMS.names() if n not in skipped]
+    assert (table.seed == 0).all() and table.evaluations.between(1, 12).all()
+    assert sorted(p.name for p in (out / "runs").iterdir() if (p / "summary.json").is_file()) == [
+        f"{n}-s0" for n in table.algorithm
+    ]

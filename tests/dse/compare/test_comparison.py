@@ -82,8 +82,8 @@ def test_runs_of_different_problems_are_refused_naming_the_field():
     with pytest.raises(DseError, match=r"normalization\.worst\[1\] differs"):
         check_comparable([a, b])
     b.summary["normalization"] = a.summary["normalization"]
-    b.summary["accuracy_threshold"] = 95.0
-    with pytest.raises(DseError, match="accuracy_threshold differs"):
+    b.summary["constraint"] = {"metric": "accuracy", "sense": "max", "threshold": 95.0}
+    with pytest.raises(DseError, match=r"constraint\.threshold differs"):
         check_comparable([a, b])
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from dse.core.config import ConstraintsSection
 from dse.core.errors import BudgetExhausted
-from dse.core.objectives import PENALTY, AccuracyConstraint, Objectives
+from dse.core.objectives import PENALTY, Constraint, Objectives
 from dse.core.space import SearchSpace
 from dse.run.evaluator import Evaluator
 from dse.run.journal import Journal
@@ -15,7 +15,7 @@ def make(tmp_path, budget=10, **toy):
     problem = ToyProblem(ToySection(n_var=3, **toy))
     space = SearchSpace(problem.variables)
     objectives = Objectives.of(problem, ["accuracy", "weight_bits"])
-    constraint = AccuracyConstraint.of(ConstraintsSection(max_accuracy_drop=10), problem)
+    constraint = Constraint.of(ConstraintsSection(max_accuracy_drop=10), problem)
     journal = Journal(tmp_path / "journal.jsonl")
     return problem, Evaluator(problem, space, objectives, constraint, journal, budget=budget)
 

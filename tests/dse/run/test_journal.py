@@ -43,3 +43,18 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
         load_evaluations(tmp_path)
     with pytest.raises(DseError, match="not found"):
         load_evaluations(tmp_path / "nope")
+
+
+def test_a_complete_last_line_without_its_newline_is_kept_on_disk_and_counted(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    with Journal(path) as j:
+        j.append_evaluation(ev(0))
+        j.append_evaluation(ev(1))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # died between the line and its newline
+    j = Journal(path)
+    assert [e.eval_id for e in j.evaluations()] == [0, 1]
+    assert path.read_bytes().endswith(b"}\n")  # the newline is back: the next append starts a line
+    j.append_evaluation(ev(2))
+    j.close()
+    on_disk = [json.loads(line)["eval_id"] for line in path.read_text().splitlines()]
+    assert on_disk == [e.eval_id for e in j.evaluations()] == [0, 1, 2]

@@ -204,3 +204,65 @@ def test_wall_time_accumulates_over_resumes(tmp_path):
     summary.write_text(json.dumps(data))
     assert run_cli("run", str(path), "--quiet", "--budget", "30") == 0
     assert json.loads(summary.read_text())["wall_seconds"] >= first + 100.0
+
+
+def test_a_last_line_without_its_newline_is_counted_as_it_is_kept_on_disk(tmp_path):
+    cfg = _config(tmp_path, "unterminated")
+    out = tmp_path / "unterminated-run"
+    assert run_cli("run", str(cfg), "--quiet", "--out", str(out), "--budget", "30") == 0
+    journal = out / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes().removesuffix(b"\n"))  # died before the last newline
+    assert run_cli("run", str(cfg), "--quiet", "--out", str(out), "--budget", "40") == 0
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    searched = [e for e in lines if e["kind"] == "search"]
+    rows = pd.read_csv(out / "evaluations.csv")
+    assert len(lines) == len(rows) + sum(e["kind"] == "reference" for e in lines)  # nothing off disk
+    assert sorted(rows.eval_id) == [e["eval_id"] for e in searched] == list(range(40))
+    assert json.loads((out / "summary.json").read_text())["evaluations"] == 40
+    assert events(out) == events(_reference_run(tmp_path, "--budget", "40"))
+
+
+def test_failed_evaluations_replay_as_failed_and_are_not_run_again(tmp_path):
+    calls = tmp_path / "calls.log"
+    cfg = _config(tmp_path, "failing", fail_when_first_is=2, calls_log=str(calls))
+    out = tmp_path / "failing-run"
+    assert run_cli("run", str(cfg), "--quiet", "--out", str(out), "--budget", "30") == 0
+    before = pd.read_csv(out / "evaluations.csv")
+    failed = before[before.status == "failed"]
+    assert len(failed) > 0 and (failed.reason == "RuntimeError: injected failure").all()
+    first = len(calls.read_text().splitlines())
+    assert run_cli("run", str(cfg), "--quiet", "--out", str(out), "--budget", "40") == 0
+    after = pd.read_csv(out / "evaluations.csv")
+    pd.testing.assert_frame_equal(after[after.eval_id < 30].reset_index(drop=True), before)
+    again = calls.read_text().splitlines()[first:]
+    assert len(again) == 10  # only the 10 new evaluations ran: no failed one was retried
+    failed_configs = {",".join(map(str, r)) for r in failed[["x0", "x1", "x2", "x3"]].itertuples(index=False)}
+    assert not failed_configs & set(again)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["replayed_from_journal"] == 30
+    assert summary["failed_evaluations"] == (after.status == "failed").sum() >= len(failed)
+
+
+@pytest.mark.parametrize("how", ["--out", "output.dir"])
+def test_a_moved_run_folder_resumes_from_its_journal(tmp_path, how):
+    calls = tmp_path / "calls.log"
+    cfg = _config(tmp_path, "moved", calls_log=str(calls))
+    old, new = tmp_path / "here" / "run", tmp_path / "there" / "renamed"
+    assert run_cli("run", str(cfg), "--quiet", "--out", str(old), "--budget", "25") == 0
+    journal = (old / "journal.jsonl").read_text()
+    first = len(calls.read_text().splitlines())
+    new.parent.mkdir()
+    old.rename(new)
+    args: tuple[str, ...] = ("--out", str(new))
+    if how == "output.dir":
+        toy = {**TOY, "calls_log": str(calls)}
+        cfg = write_config(
+            cfg.parent, toy=toy, algorithm={"budget": 60, "pop_size": 12}, output={"dir": str(new)}
+        )
+        args = ()
+    assert run_cli("run", str(cfg), "--quiet", *args) == 0
+    assert not old.exists() and (new / "journal.jsonl").read_text().startswith(journal)
+    assert len(calls.read_text().splitlines()) - first == 35  # the 25 recorded ones did not run again
+    summary = json.loads((new / "summary.json").read_text())
+    assert summary["replayed_from_journal"] == 25 and summary["evaluations"] == 60
+    assert events(new) == events(_reference_run(tmp_path))

@@ -78,3 +78,28 @@ def test_held_out_plot_pairs_validation_and_test_by_size():
     d = held_out_plot_data(frame, "weight_bits", "accuracy", "test_accuracy", 100.0, 99.0)
     assert d.points == [(40.0, 95.0, 93.5), (60.0, 97.0, 96.0)]
     assert (d.baseline_y, d.held_baseline_y) == (100.0, 99.0)
+
+
+def test_size_axes_show_kib_and_the_compression_against_float():
+    import matplotlib.pyplot as plt
+
+    from dse.results.sizes import SizeInfo
+    from dse.viz.front import dress_size_axis, front_plot_data
+
+    sizes = {"weight_bits": {"unit": "bits", "baselines": {"float": 819200.0, "8-bit": 204800.0}}}
+    run = run_data("a-s0", "a", 0, [E(0, 95, 8192), E(1, 99, 81920)], sizes=sizes)
+    info = SizeInfo("bits", {"float": 819200.0, "8-bit": 204800.0})
+    assert front_plot_data(run).x_size == info and overlay_data([run]).x_size == info
+    assert front_plot_data(run_data("old", "a", 0, [E(0, 95, 50)])).x_size is None  # no "sizes"
+    fig, ax = plt.subplots()
+    ax.set_xlim(8192, 81920)  # 1 KiB .. 10 KiB: 100x .. 10x smaller than 800 KiB of floats
+    dress_size_axis(ax, info)
+    assert ax.xaxis.get_major_formatter()(8192, 0) == "1.00 KiB"
+    kib = ax.xaxis.get_major_locator()() / 8192  # ticks at round KiB, not at round bit counts
+    assert len(kib) >= 3 and np.allclose(kib, np.round(kib * 2) / 2)
+    fig.canvas.draw()
+    (top,) = ax.child_axes
+    assert sorted(top.get_xlim()) == pytest.approx([10.0, 100.0])
+    assert top.xaxis.get_major_formatter()(10, 0) == "10x"
+    assert top.get_xlabel() == "compression vs float"
+    plt.close(fig)

@@ -4,6 +4,7 @@ depths and initial values, fixed point end to end."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from dse.core.config import parse_config
 from dse.core.errors import ConfigError
@@ -63,6 +64,15 @@ def test_weight_bits_count_kernels_and_biases(fixed):
     assert got["total_bits"] == 3 * 5 + 3 + 7 + 8 + 6 + 9
 
 
+def test_size_baselines_are_the_float_model_and_every_searched_weight_at_8_bits(fixed):
+    # fc1 64x16 + 16 biases, fc 16x10 + 10 biases: 1210 numbers, all of them counted by weight_bits
+    assert fixed.SIZE_METRICS == {"weight_bits": "bits"}
+    assert fixed.size_baselines("weight_bits") == {"float": 1210 * 32, "8-bit": 1210 * 8}
+    eight = fixed.evaluate({v.name: 8 for v in fixed.variables}, ["weight_bits"], within_space=False)
+    assert eight["weight_bits"] == 1210 * 8  # the "8-bit" reference configuration
+    assert fixed.size_baselines("bops") == {}
+
+
 def test_depths_are_the_longest_paths_of_the_members(fixed):
     # flatten 1, fc1 2, relu1 3, fc 4; the input quantizer is 0
     assert fixed.depths() == {"l1": 2, "w:fc": 4, "b:fc": 4, "a:input": 0, "a:relu1": 3, "a:fc": 4}
@@ -94,9 +104,40 @@ def test_fixed_point_evaluates_end_to_end(fixed):
     assert abs(high["accuracy"] - reference) <= 1.0 and abs(start["accuracy"] - reference) <= 3.0
     assert low["accuracy"] < high["accuracy"]
     assert high["qerror"] < start["qerror"] < low["qerror"]
-    # the weight cache per (layer, bits) is used: the same tensor object for the same bits
-    fixed.apply(fixed.unit_bits({v.name: v.choices[0] for v in fixed.variables}))
-    assert fixed.qmodel.quantized_weight("fc", 2) is fixed.qmodel.quantized_weight("fc", 2)
+
+
+def test_weights_are_quantized_once_per_bits_and_swapped_in_by_reference(fixed):
+    qm = fixed.qmodel
+    layer = dict(qm.model.named_modules())["fc"]
+    float_w = fixed.float_model.fc.weight.detach().clone()  # mlp: no BatchNorm, the folded weight is it
+    q = qm.weight_quantizers["fc"]
+
+    def by_hand(wl: int) -> torch.Tensor:  # fixed point: clamp(round(w * 2^FL)) * 2^-FL
+        fl = q.fixed_point.fraction_length(wl)
+        return (float_w * 2.0**fl).round().clamp(-(2 ** (wl - 1)), 2 ** (wl - 1) - 1) * 2.0**-fl
+
+    base = {v.name: v.choices[-1] for v in fixed.variables}
+    fixed.apply(fixed.unit_bits({**base, "w:fc": 3}))
+    three = qm.quantized_weight("fc", 3)
+    assert layer.weight.data_ptr() == three.data_ptr()  # the cached tensor itself, not a copy
+    assert torch.equal(three, by_hand(3)) and torch.equal(three, q.quantize_tensor(float_w, 3))
+    assert len(three.unique()) <= 8 and not torch.equal(three, float_w)
+    out3 = fixed.evaluate({**base, "w:fc": 3}, ["qerror"])["qerror"]
+
+    fixed.apply(fixed.unit_bits({**base, "w:fc": 5}))  # other bits: another tensor, other values
+    assert layer.weight.data_ptr() == qm.quantized_weight("fc", 5).data_ptr() != three.data_ptr()
+    assert torch.equal(layer.weight, by_hand(5)) and not torch.equal(layer.weight, three)
+    assert fixed.evaluate({**base, "w:fc": 5}, ["qerror"])["qerror"] < out3
+
+    fixed.apply(fixed.unit_bits({**base, "w:fc": 3}))  # back: the very tensor cached before, unchanged
+    assert layer.weight.data_ptr() == three.data_ptr() and qm.quantized_weight("fc", 3) is three
+    assert torch.equal(three, by_hand(3))
+    assert fixed.evaluate({**base, "w:fc": 3}, ["qerror"])["qerror"] == out3
+    # quantizing never wrote into the float weight, which float mode still runs
+    assert torch.equal(qm.float_weight("fc"), float_w)
+    with qm.float_mode():
+        assert torch.equal(layer.weight, float_w)
+    assert layer.weight.data_ptr() == three.data_ptr()
 
 
 def test_affine_problem_has_depths_but_no_initial_values(root):
@@ -105,6 +146,8 @@ def test_affine_problem_has_depths_but_no_initial_values(root):
     assert affine.initial_values() is None
     assert [v.name for v in affine.variables] == ["l1", "w:fc", "a:input", "a:relu1", "a:fc"]
     assert affine.depths()["l1"] == 2 and affine.depth_source() == "torch.fx"
+    # affine weight_bits counts kernels only (64x16 + 16x10 = 1184): so do its baselines
+    assert affine.size_baselines("weight_bits") == {"float": 1184 * 32, "8-bit": 1184 * 8}
 
 
 def test_bias_option_needs_fixed_point(root):

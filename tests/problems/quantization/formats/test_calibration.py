@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from problems.quantization.formats.affine import fake_quantize, qparams
 from problems.quantization.formats.calibration import (
     MaxCalibrator,
     MseCalibrator,
     PercentileCalibrator,
-    fake_quantize,
     make_calibrator,
-    qparams,
 )
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from problems.quantization.formats import fixed_point as fp
-from problems.quantization.formats.calibration import fake_quantize
+from problems.quantization.formats.affine import fake_quantize
 from problems.quantization.formats.fixed_point import (
     FixedPointFormat,
     brute_force_fraction_length,

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from dse.cli import main
 from dse.core.errors import DseError
 from problems.quantization.zoo.models import MODELS, build_model, load_checkpoint
 
@@ -120,10 +124,92 @@ def test_checkpoint_round_trip(tmp_path, wrap: str | None) -> None:
 
 
 def test_checkpoint_module_prefix_and_missing_bn_counter(tmp_path) -> None:
+    torch.manual_seed(0)
     src = _net()
+    src.bn1.running_var.mul_(3.0)
     sd = {f"module.{k}": v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
     torch.save(sd, tmp_path / "ck.pt")
-    load_checkpoint(_net(), tmp_path / "ck.pt")
+    torch.manual_seed(1)
+    dst = _net()
+    assert not torch.equal(dst.conv1.weight, src.conv1.weight)
+    counters = {k: v.clone() for k, v in dst.state_dict().items() if k.endswith("num_batches_tracked")}
+    assert load_checkpoint(dst, tmp_path / "ck.pt") is dst
+    for k, v in dst.state_dict().items():
+        if k in counters:  # absent from the file: the model keeps its own
+            assert torch.equal(v, counters[k]), k
+        else:  # every other tensor comes from the file, its "module." prefix stripped
+            assert torch.equal(v, sd[f"module.{k}"]), k
+    assert len(counters) > 0 and len(sd) + len(counters) == len(dst.state_dict())
+
+
+def _legacy_save(obj, path) -> None:
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
+
+
+class _NotATensor:
+    pass
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"this is not a checkpoint\n", id="text"),
+        pytest.param(
+            bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).tolist()),
+            id="random-bytes",
+        ),
+        pytest.param(pickle.dumps({"fc.weight": [1.0, 2.0]}), id="plain-pickle"),
+        pytest.param(b"\x80\x02garbage after a pickle header", id="pickle-header"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_named_as_such(tmp_path, content: bytes) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    with pytest.raises(DseError) as ei:
+        load_checkpoint(_net(), bad)
+    # one line, and never torch's advice to retry with weights_only=False
+    assert str(ei.value) == f"model.checkpoint: {bad}: not a PyTorch state_dict file"
+
+
+def test_torch_files_that_are_no_state_dict_never_suggest_weights_only_false(tmp_path) -> None:
+    path = tmp_path / "ck.pt"
+    for save in (torch.save, _legacy_save):
+        save({"weights": _NotATensor()}, path)
+        with pytest.raises(DseError) as ei:
+            load_checkpoint(_net(), path)
+        msg = str(ei.value)
+        assert msg == (
+            f"model.checkpoint: {path} could not be read: it pickles objects other than tensors "
+            f"(save the model's state_dict() instead)"
+        )
+    # the legacy (pre-zip) torch format is still a checkpoint
+    sd = _net().state_dict()
+    _legacy_save(sd, path)
+    loaded = load_checkpoint(_net(), path).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in sd.items())
+
+
+def test_garbage_checkpoint_exits_2_from_the_cli(tmp_path, capsys) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("weights: see the other file\n")
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "experiment": {"name": "tiny", "threads": 1},
+                "model": {"name": "mlp", "options": {"hidden": [16]}, "checkpoint": str(bad)},
+                "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
+                "objectives": ["accuracy", "weight_bits"],
+                "algorithm": {"name": "random", "budget": 4},
+                "output": {"root": str(tmp_path / "results"), "plots": False},
+            }
+        )
+    )
+    capsys.readouterr()
+    assert main(["run", str(config), "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"error: model.checkpoint: {bad}: not a PyTorch state_dict file"]
 
 
 def test_checkpoint_errors(tmp_path) -> None:
@@ -132,8 +218,8 @@ def test_checkpoint_errors(tmp_path) -> None:
         load_checkpoint(_net(), missing)
 
     bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(DseError, match=r"model.checkpoint: .*bad.pt could not be read") as ei:
+    bad.write_bytes(b"PK\x03\x04 a zip header, then nothing")  # looks like torch's format, is not
+    with pytest.raises(DseError, match=r"model.checkpoint: .*bad.pt could not be read: .*zip") as ei:
         load_checkpoint(_net(), bad)
     assert "\n" not in str(ei.value)
 

@@ -117,16 +117,45 @@ def test_corrupt_cache_entry_is_retrained(splits, tmp_path) -> None:
     assert info2["cached"] is False and info2["val_accuracy"] == info["val_accuracy"]
 
 
-def test_random_shift() -> None:
+def _shifted(x: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
+    """x (C, *spatial) moved by `offsets` per spatial dim, edge values repeated: out[i] = x[clamp(i + o)]."""
+    out = x
+    for d, o in enumerate(offsets):
+        size = x.shape[1 + d]
+        index = torch.tensor([min(max(i + o, 0), size - 1) for i in range(size)])
+        out = out.index_select(1 + d, index)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(64, 2, 7), (64, 3, 5, 6)])
+def test_random_shift_moves_each_sample_by_one_offset_within_the_range(shape) -> None:
+    shift = 2
+    x = torch.randperm(int(torch.tensor(shape).prod())).float().view(shape)  # all values distinct
+    y = random_shift(x, shift, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    spatial = len(shape) - 2
+    grid = [
+        tuple(o)
+        for o in torch.cartesian_prod(*[torch.arange(-shift, shift + 1)] * spatial).view(-1, spatial).tolist()
+    ]
+    used = []
+    for i in range(shape[0]):
+        # the sample (every channel alike) is its input moved by exactly one offset in [-shift, shift]
+        match = [o for o in grid if torch.equal(y[i], _shifted(x[i], o))]
+        assert len(match) == 1, (i, match)
+        used.append(match[0])
+    # the offsets are random: with 64 samples every value of every dim turns up, zero is not the rule
+    for d in range(spatial):
+        assert {o[d] for o in used} == set(range(-shift, shift + 1))
+    assert sum(o == (0,) * spatial for o in used) < shape[0] // 2
+    # the generator decides: the same seed gives the same shifts, another seed others
+    assert torch.equal(y, random_shift(x, shift, torch.Generator().manual_seed(0)))
+    assert not torch.equal(y, random_shift(x, shift, torch.Generator().manual_seed(1)))
+
+
+def test_random_shift_leaves_other_inputs_alone() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 2, 5, 6)
     assert random_shift(x, 0, g) is x
-    y = random_shift(x, 1, g)
-    assert y.shape == x.shape
-    # every output row is an input row shifted by at most one step (edges repeated)
-    x1 = torch.arange(40.0).view(4, 1, 10)
-    y1 = random_shift(x1, 2, g)
-    assert y1.shape == x1.shape
-    d = y1 - x1
-    assert ((d[..., 2:-2] >= -2) & (d[..., 2:-2] <= 2)).all()
-    assert (d[..., 2:-2] == d[..., 2:3]).all()  # one offset per sample
+    flat = torch.randn(8, 30)
+    assert random_shift(flat, 2, g) is flat

@@ -1,0 +1,68 @@
+"""Config sections of the layer-wise pruning problem (plain data: no torch here).
+
+The model, data and training sections are the quantization problem's (`ModelProblemConfig`), so
+both problems build, train and cache the same float baseline for the same sections.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+
+from dse.core.config import Section
+from problems.quantization.config import ModelProblemConfig
+
+#: metric name -> sense; the problem class declares the same (tests check they agree)
+PRUNING_METRICS = {"accuracy": "max", "nonzero_weights": "min", "sparsity": "max"}
+
+
+class PruningSection(Section):
+    """Which layers are searched and how much of each may be pruned."""
+
+    ratios: list[int] = Field(
+        default_factory=lambda: [0, 25, 50, 70, 80, 90],
+        description="choices of every searched layer: percent of its weights pruned (smallest |w| first)",
+    )
+    types: list[str] = Field(
+        default_factory=lambda: ["Conv1d", "Conv2d", "Conv3d", "Linear"],
+        description="module class names whose `weight` is prunable",
+    )
+    include: str | None = Field(None, description="regex on layer names; default all prunable layers")
+    exclude: str | None = Field(None, description="regex on layer names to leave dense")
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("ratios is empty")
+        bad = [r for r in v if not 0 <= r <= 100]
+        if bad:
+            raise ValueError(f"ratio {bad[0]} outside 0-100 (percent of weights pruned)")
+        return sorted(set(v))
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("types is empty: no layer could be pruned")
+        return v
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"invalid regex {v!r}: {e}") from None
+        return v
+
+
+class PruningConfig(ModelProblemConfig):
+    objectives: list[str] = Field(default_factory=lambda: ["accuracy", "nonzero_weights"])
+    pruning: PruningSection = Field(default_factory=PruningSection)
+
+    @classmethod
+    def known_metrics(cls) -> set[str]:
+        return set(PRUNING_METRICS)

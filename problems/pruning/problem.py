@@ -1,0 +1,139 @@
+"""`LayerwisePruningProblem`: one integer variable per prunable layer, its percent of weights pruned.
+
+The float model comes from the quantization zoo (same model/data/training sections, same cached
+baseline). It is copied once; an evaluation swaps each layer's weights for its cached magnitude
+mask applied to the dense weights (no rebuild, no copy) and runs the validation split. BatchNorm
+is left as trained and nothing is fine-tuned: the front is what pruning alone costs.
+
+Metrics:
+  accuracy         top-1 accuracy (%) on the validation split (max)
+  nonzero_weights  over every prunable layer (Conv/Linear, searched or not): its non-zero weights
+                   after pruning plus its bias entries, which are never pruned (min; cost metric:
+                   counted from the masks, no forward pass). BatchNorm and other parameters are not
+                   counted. At 0 % everywhere this is the layers' parameter count (minus exact zeros).
+  sparsity         percent of those layers' weights (biases excluded) that are zero (max; cost metric)
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from dse.core.errors import DseError
+from dse.core.problem import Problem, Variable
+from problems.pruning.config import PRUNING_METRICS, PruningConfig
+from problems.pruning.prune import MagnitudePruner, prunable_layers
+from problems.quantization.setup import check_model_data, prepare_baseline
+from problems.quantization.zoo.data import Splits
+
+PREFIX = "p:"
+
+
+class LayerwisePruningProblem(Problem):
+    METRICS: ClassVar[dict[str, Any]] = dict(PRUNING_METRICS)
+    COST_METRICS = frozenset({"nonzero_weights", "sparsity"})
+
+    def __init__(
+        self, model: nn.Module, splits: Splits, cfg: PruningConfig, baseline: dict[str, float]
+    ) -> None:
+        self.cfg = cfg
+        self.baseline = baseline
+        self.splits = splits
+        self.batch_size = cfg.data.batch_size
+        self.float_model = model.eval()
+        self.model = copy.deepcopy(model).eval()  # the one copy every evaluation prunes in place
+        layers = prunable_layers(self.model, cfg.pruning.types)
+        if not layers:
+            raise DseError(
+                f"pruning.types: model {cfg.model.name!r} has no layer of type {', '.join(cfg.pruning.types)}"
+            )
+        self.pruner = MagnitudePruner(self.model, layers)
+        searched = [n for n in layers if _selected(n, cfg.pruning.include, cfg.pruning.exclude)]
+        if not searched:
+            raise DseError(
+                f"pruning: include/exclude leave no layer to prune (known: {', '.join(list(layers)[:6])} ...)"
+            )
+        choices = tuple(cfg.pruning.ratios)
+        self.variables = [Variable(PREFIX + n, choices, (n,)) for n in searched]
+        self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: PruningConfig) -> None:
+        """Cheap checks for `dse validate`: names that must exist, files that must be there."""
+        check_model_data(cfg)
+
+    @classmethod
+    def from_config(cls, cfg: PruningConfig, progress: bool = True) -> LayerwisePruningProblem:
+        cls.check_config(cfg)
+        if cfg.experiment.threads:
+            torch.set_num_threads(cfg.experiment.threads)
+        model, splits, baseline = prepare_baseline(cfg, progress=progress)
+        return cls(model, splits, cfg, baseline)
+
+    # -- the problem protocol -------------------------------------------------------------------
+    def reference_configurations(self) -> dict[str, dict[str, int]]:
+        """Every searched layer pruned alike, at each ratio offered ("prune-0%" is the float model)."""
+        return {f"prune-{r}%": {v.name: r for v in self.variables} for r in self.cfg.pruning.ratios}
+
+    def reference(self) -> dict[str, float]:
+        return dict(self.baseline)
+
+    def bounds(self, metric: str) -> tuple[float, float] | None:
+        if metric in ("accuracy", "sparsity"):  # percentages: a perfect score no configuration passes
+            return 100.0, 0.0
+        return None
+
+    def fingerprint(self) -> dict[str, Any]:
+        c = self.cfg.model_dump(mode="json")
+        keep = ("model", "data", "training", "pruning", "constraints", "objectives")
+        return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
+
+    def layer_ratios(self, values: Mapping[str, int]) -> dict[str, int]:
+        """Layer -> percent pruned: searched layers from `values`, the others 0 (dense)."""
+        ratios = dict.fromkeys(self.pruner.layers, 0)
+        for v in self.variables:
+            for layer in v.members:
+                ratios[layer] = int(values[v.name])
+        return ratios
+
+    def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
+        ratios = self.layer_ratios(values)
+        bad = [r for r in ratios.values() if not 0 <= r <= 100]
+        if bad:
+            raise ValueError(f"pruning ratio {bad[0]} outside 0-100")
+        out = {m: v for m, v in self.pruner.counts(ratios).items() if m in metrics}
+        if "accuracy" in metrics:
+            self.pruner.apply(ratios)
+            out["accuracy"] = self.accuracy("val")
+        return out
+
+    def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
+        """Top-1 accuracy on the test split, which neither training nor the search has seen."""
+        self.pruner.apply(self.layer_ratios(values))
+        return {"test_accuracy": self.accuracy("test")}
+
+    @torch.inference_mode()
+    def accuracy(self, split: str = "val") -> float:
+        """Top-1 accuracy (%) of the model as pruned now, on batches cut once per split; the float
+        baseline's formula (100 * correct / n), so prune-0% reproduces the baseline exactly."""
+        if split not in self._batches:
+            data, bs = getattr(self.splits, split), self.batch_size
+            self._batches[split] = [
+                (data.x[i : i + bs], data.y[i : i + bs]) for i in range(0, len(data.y), bs)
+            ]
+        batches = self._batches[split]
+        n = sum(len(y) for _, y in batches)
+        correct = sum(int((self.model(x).argmax(1) == y).sum()) for x, y in batches)
+        return 100.0 * correct / n if n else 0.0
+
+
+def _selected(name: str, include: str | None, exclude: str | None) -> bool:
+    if include is not None and not re.search(include, name):
+        return False
+    return not (exclude is not None and re.search(exclude, name))
