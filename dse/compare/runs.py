@@ -22,7 +22,7 @@ from dse.core.files import write_csv, write_json, write_text
 from dse.core.registry import ALGORITHMS
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
-from dse.run.setup import algorithm_class, build_setup
+from dse.run.setup import algorithm_class, build_setup, get_algorithm
 from dse.viz.compare_plots import draw_hv_bands, draw_overlay, hv_band_data, overlay_data
 from dse.viz.run_plots import draw_heatmap, draw_parallel, heatmap_data, parallel_data
 
@@ -74,45 +74,66 @@ def run_config(
         raise ConfigError(f"compare.options.{stray[0]}: not one of the compared algorithms")
     budget = cfg.compare.budget or cfg.algorithm.budget
     out_dir = Path(out_dir) if out_dir is not None else compare_dir(cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text(out_dir / "config.yaml", cfg.to_yaml())
-    setup = build_setup(cfg, progress)
-    run_dirs, skipped = [], []
+    planned, skipped = [], []
     for algorithm in algorithms:
         for seed in seeds:
-            run_dir = out_dir / "runs" / f"{folder_name(algorithm)}-s{seed}"
-            options = cfg.compare.options.get(algorithm) or (
-                cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
+            cfg_i = _run_config(
+                cfg, algorithm, seed, budget, out_dir / "runs" / f"{folder_name(algorithm)}-s{seed}"
             )
-            cfg_i = cfg.model_copy(
-                update={
-                    "algorithm": cfg.algorithm.model_copy(
-                        update={"name": algorithm, "budget": budget, "options": options}
-                    ),
-                    "experiment": cfg.experiment.model_copy(update={"seed": seed}),
-                    "output": cfg.output.model_copy(update={"dir": run_dir}),
-                    # not part of a run: widening the comparison later must not orphan finished runs
-                    "compare": CompareSection(),
-                }
-            )
-            try:
-                result = run_experiment(cfg_i, fresh=fresh, progress=progress, setup=setup)
-            except DseError as e:  # e.g. an algorithm that cannot handle this problem: skip, say why
+            try:  # what an algorithm refuses from the config alone is known before anything is built
+                get_algorithm(cfg_i)
+            except DseError as e:
                 skipped.append({"algorithm": algorithm, "seed": str(seed), "reason": str(e)})
-                log(f"skipped {algorithm} seed {seed}: {e}")
                 continue
-            s = result.summary
-            log(
-                f"{algorithm} seed {seed}: {s['evaluations']} evaluations, hypervolume "
-                f"{s['hypervolume']:.4f}, {s['wall_seconds']:.1f}s"
-            )
-            run_dirs.append(run_dir)
+            planned.append(cfg_i)
+    if not planned:
+        raise DseError(f"no run can start: {skipped[0]['reason']}")
+    for s in skipped:
+        log(f"skipped {s['algorithm']} seed {s['seed']}: {s['reason']}")
+    setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "config.yaml", cfg.to_yaml())
+    run_dirs = []
+    for cfg_i in planned:
+        algorithm, seed = cfg_i.algorithm.name, cfg_i.experiment.seed
+        try:
+            result = run_experiment(cfg_i, fresh=fresh, progress=progress, setup=setup)
+        except DseError as e:  # e.g. an algorithm that cannot handle this problem: skip, say why
+            skipped.append({"algorithm": algorithm, "seed": str(seed), "reason": str(e)})
+            log(f"skipped {algorithm} seed {seed}: {e}")
+            continue
+        s = result.summary
+        log(
+            f"{algorithm} seed {seed}: {s['evaluations']} evaluations, hypervolume "
+            f"{s['hypervolume']:.4f}, {s['wall_seconds']:.1f}s"
+        )
+        run_dirs.append(cfg_i.output.dir)
     if not run_dirs:
         raise DseError(f"no run finished: {skipped[0]['reason']}" if skipped else "no run to compare")
     runs = [load_run(d) for d in run_dirs]
     result = compare_runs(runs, out_dir, target=target, skipped=skipped, config_text=cfg.to_yaml())
     result.setup = setup
     return result
+
+
+def _run_config(
+    cfg: ExperimentConfig, algorithm: str, seed: int, budget: int, run_dir: Path
+) -> ExperimentConfig:
+    """One run of a comparison: the shared config with its algorithm, seed, budget and folder."""
+    options = cfg.compare.options.get(algorithm) or (
+        cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
+    )
+    return cfg.model_copy(
+        update={
+            "algorithm": cfg.algorithm.model_copy(
+                update={"name": algorithm, "budget": budget, "options": options}
+            ),
+            "experiment": cfg.experiment.model_copy(update={"seed": seed}),
+            "output": cfg.output.model_copy(update={"dir": run_dir}),
+            # not part of a run: widening the comparison later must not orphan finished runs
+            "compare": CompareSection(),
+        }
+    )
 
 
 def compare_runs(

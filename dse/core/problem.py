@@ -2,10 +2,10 @@
 
 Like pymoo's `Problem`, the public `evaluate` validates and a subclass fills the private
 `_evaluate`. A problem owns its variables (each a list of integer choices, e.g. bit widths or
-pruning ratios) and the metrics it can compute; the experiment picks which metrics are objectives
-and which one is constrained. Life cycle: `check_config` (cheap, before anything is built, trained
-or written) -> `from_config` (builds the problem once) -> `reference_configurations` (evaluated for
-free by every run) -> `evaluate` / `evaluate_many` (the search) -> `close`.
+percent of weights kept) and the metrics it can compute; the experiment picks which metrics are
+objectives and which one is constrained. Life cycle: `check_config` (cheap, before anything is
+built, trained or written) -> `from_config` (builds the problem once) -> `reference_configurations`
+(evaluated for free by every run) -> `evaluate` / `evaluate_many` (the search) -> `close`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ Sense = Literal["min", "max"]
 
 @dataclass(frozen=True)
 class Variable:
+    """One searched integer. Its choices are ordered from the cheapest, least accurate to the
+    costliest, most accurate (more bits, more weights kept): greedy lowers from the highest, ilp
+    measures each choice against the all-highest configuration, bisection splits into high/low."""
+
     name: str
     choices: tuple[int, ...]
     members: tuple[str, ...] = ()  # the problem's own units this variable drives (e.g. tied layers)
@@ -37,6 +41,10 @@ class Variable:
 
 
 class Problem(ABC):
+    """Variables, metrics and their evaluation. Every variable's choices are ordered from the cheapest,
+    least accurate to the costliest, most accurate; the all-highest configuration is the problem's
+    most accurate one (a run whose all-highest configuration misses the constraint is refused)."""
+
     #: every metric the problem can compute, with its direction; subclasses override.
     METRICS: ClassVar[dict[str, Sense]] = {}
     #: metrics computed without running the model (cheap); algorithms may ask for these alone.

@@ -51,7 +51,7 @@ def normalization_for(
     for name, sense in zip(objectives.names, objectives.senses, strict=True):
         bounds = problem.bounds(name)
         if name in costs:
-            low, high = sorted((lo[name], hi[name]))  # the highest choices need not cost the most (pruning)
+            low, high = sorted((lo[name], hi[name]))  # a maximised cost (sparsity) falls as choices rise
             b, w = (low, high) if sense == "min" else (high, low)
         elif bounds is not None:
             b, w = bounds

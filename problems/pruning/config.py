@@ -6,23 +6,22 @@ both problems build, train and cache the same float baseline for the same sectio
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, field_validator
 
 from dse.core.config import Section
-from problems.quantization.config import ModelProblemConfig
+from problems.quantization.config import ModelProblemConfig, check_regex
 
 #: metric name -> sense; the problem class declares the same (tests check they agree)
 PRUNING_METRICS = {"accuracy": "max", "nonzero_weights": "min", "sparsity": "max"}
 
 
 class PruningSection(Section):
-    """Which layers are searched and how much of each may be pruned."""
+    """Which layers are searched and how much of each is kept."""
 
-    ratios: list[int] = Field(
-        default_factory=lambda: [0, 25, 50, 70, 80, 90],
-        description="choices of every searched layer: percent of its weights pruned (smallest |w| first)",
+    keep: list[int] = Field(
+        default_factory=lambda: [10, 20, 30, 50, 75, 100],
+        description="choices of every searched layer: percent of its weights kept, the largest |w| "
+        "(100 = dense)",
     )
     types: list[str] = Field(
         default_factory=lambda: ["Conv1d", "Conv2d", "Conv3d", "Linear"],
@@ -31,14 +30,14 @@ class PruningSection(Section):
     include: str | None = Field(None, description="regex on layer names; default all prunable layers")
     exclude: str | None = Field(None, description="regex on layer names to leave dense")
 
-    @field_validator("ratios")
+    @field_validator("keep")
     @classmethod
-    def _ratios(cls, v: list[int]) -> list[int]:
+    def _keep(cls, v: list[int]) -> list[int]:
         if not v:
-            raise ValueError("ratios is empty")
-        bad = [r for r in v if not 0 <= r <= 100]
+            raise ValueError("keep is empty")
+        bad = [k for k in v if not 1 <= k <= 100]
         if bad:
-            raise ValueError(f"ratio {bad[0]} outside 0-100 (percent of weights pruned)")
+            raise ValueError(f"keep {bad[0]} outside 1-100 (percent of weights kept)")
         return sorted(set(v))
 
     @field_validator("types")
@@ -51,12 +50,7 @@ class PruningSection(Section):
     @field_validator("include", "exclude")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"invalid regex {v!r}: {e}") from None
-        return v
+        return check_regex(v)
 
 
 class PruningConfig(ModelProblemConfig):

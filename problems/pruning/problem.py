@@ -1,4 +1,8 @@
-"""`LayerwisePruningProblem`: one integer variable per prunable layer, its percent of weights pruned.
+"""`LayerwisePruningProblem`: one integer variable per prunable layer, its percent of weights kept.
+
+Choices are percent kept (density), so a higher choice is costlier and more accurate, as the
+`Problem` contract asks: the all-highest configuration keeps the most (with the default choices,
+100 % everywhere: the float model).
 
 The float model comes from the quantization zoo (same model/data/training sections, same cached
 baseline). It is copied once; an evaluation swaps each layer's weights for its cached magnitude
@@ -10,7 +14,8 @@ Metrics:
   nonzero_weights  over every prunable layer (Conv/Linear, searched or not): its non-zero weights
                    after pruning plus its bias entries, which are never pruned (min; cost metric:
                    counted from the masks, no forward pass). BatchNorm and other parameters are not
-                   counted. At 0 % everywhere this is the layers' parameter count (minus exact zeros).
+                   counted. At 100 % kept everywhere this is the layers' parameter count (minus exact
+                   zeros).
   sparsity         percent of those layers' weights (biases excluded) that are zero (max; cost metric)
 """
 
@@ -25,16 +30,16 @@ import torch
 from torch import nn
 
 from dse.core.errors import DseError
-from dse.core.problem import Problem, Variable
+from dse.core.problem import Variable
 from problems.pruning.config import PRUNING_METRICS, PruningConfig
 from problems.pruning.prune import MagnitudePruner, prunable_layers
-from problems.quantization.setup import check_model_data, prepare_baseline
+from problems.quantization.setup import ZooModelProblem
 from problems.quantization.zoo.data import Splits
 
-PREFIX = "p:"
+PREFIX = "keep:"
 
 
-class LayerwisePruningProblem(Problem):
+class LayerwisePruningProblem(ZooModelProblem):
     METRICS: ClassVar[dict[str, Any]] = dict(PRUNING_METRICS)
     COST_METRICS = frozenset({"nonzero_weights", "sparsity"})
 
@@ -58,28 +63,21 @@ class LayerwisePruningProblem(Problem):
             raise DseError(
                 f"pruning: include/exclude leave no layer to prune (known: {', '.join(list(layers)[:6])} ...)"
             )
-        choices = tuple(cfg.pruning.ratios)
+        choices = tuple(cfg.pruning.keep)
         self.variables = [Variable(PREFIX + n, choices, (n,)) for n in searched]
         self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def check_config(cls, cfg: PruningConfig) -> None:
-        """Cheap checks for `dse validate`: names that must exist, files that must be there."""
-        check_model_data(cfg)
-
-    @classmethod
-    def from_config(cls, cfg: PruningConfig, progress: bool = True) -> LayerwisePruningProblem:
-        cls.check_config(cfg)
-        if cfg.experiment.threads:
-            torch.set_num_threads(cfg.experiment.threads)
-        model, splits, baseline = prepare_baseline(cfg, progress=progress)
+    def _from_baseline(
+        cls, cfg: PruningConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any]
+    ) -> LayerwisePruningProblem:
         return cls(model, splits, cfg, baseline)
 
     # -- the problem protocol -------------------------------------------------------------------
     def reference_configurations(self) -> dict[str, dict[str, int]]:
-        """Every searched layer pruned alike, at each ratio offered ("prune-0%" is the float model)."""
-        return {f"prune-{r}%": {v.name: r for v in self.variables} for r in self.cfg.pruning.ratios}
+        """Every searched layer pruned alike, at each percent kept offered ("keep-100%": the float model)."""
+        return {f"keep-{k}%": {v.name: k for v in self.variables} for k in self.cfg.pruning.keep}
 
     def reference(self) -> dict[str, float]:
         return dict(self.baseline)
@@ -94,34 +92,34 @@ class LayerwisePruningProblem(Problem):
         keep = ("model", "data", "training", "pruning", "constraints", "objectives")
         return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
 
-    def layer_ratios(self, values: Mapping[str, int]) -> dict[str, int]:
-        """Layer -> percent pruned: searched layers from `values`, the others 0 (dense)."""
-        ratios = dict.fromkeys(self.pruner.layers, 0)
+    def layer_keeps(self, values: Mapping[str, int]) -> dict[str, int]:
+        """Layer -> percent kept: searched layers from `values`, the others 100 (dense)."""
+        keeps = dict.fromkeys(self.pruner.layers, 100)
         for v in self.variables:
             for layer in v.members:
-                ratios[layer] = int(values[v.name])
-        return ratios
+                keeps[layer] = int(values[v.name])
+        return keeps
 
     def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
-        ratios = self.layer_ratios(values)
-        bad = [r for r in ratios.values() if not 0 <= r <= 100]
+        keeps = self.layer_keeps(values)
+        bad = [k for k in keeps.values() if not 1 <= k <= 100]
         if bad:
-            raise ValueError(f"pruning ratio {bad[0]} outside 0-100")
-        out = {m: v for m, v in self.pruner.counts(ratios).items() if m in metrics}
+            raise ValueError(f"keep {bad[0]} outside 1-100 (percent of weights kept)")
+        out = {m: v for m, v in self.pruner.counts(keeps).items() if m in metrics}
         if "accuracy" in metrics:
-            self.pruner.apply(ratios)
+            self.pruner.apply(keeps)
             out["accuracy"] = self.accuracy("val")
         return out
 
     def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
         """Top-1 accuracy on the test split, which neither training nor the search has seen."""
-        self.pruner.apply(self.layer_ratios(values))
+        self.pruner.apply(self.layer_keeps(values))
         return {"test_accuracy": self.accuracy("test")}
 
     @torch.inference_mode()
     def accuracy(self, split: str = "val") -> float:
         """Top-1 accuracy (%) of the model as pruned now, on batches cut once per split; the float
-        baseline's formula (100 * correct / n), so prune-0% reproduces the baseline exactly."""
+        baseline's formula (100 * correct / n), so keep-100% reproduces the baseline exactly."""
         if split not in self._batches:
             data, bs = getattr(self.splits, split), self.batch_size
             self._batches[split] = [

@@ -1,10 +1,10 @@
-"""Unstructured magnitude pruning, in place, of one model copy: masks cached per (layer, ratio).
+"""Unstructured magnitude pruning, in place, of one model copy: masks cached per (layer, keep).
 
-Pruning `ratio` percent of a layer zeroes its k = floor(numel * ratio / 100) weights of smallest
-magnitude (ties broken by position, so exactly k are zeroed). Masks are computed from the dense
-(trained) weights, never from already pruned ones, so a layer's pruned weights depend on its own
-ratio alone and any configuration can follow any other. Biases, BatchNorm and every other
-parameter stay as they are.
+Keeping `keep` percent of a layer keeps its largest |w| and zeroes its k = floor(numel * (100 -
+keep) / 100) weights of smallest magnitude (ties broken by position, so exactly k are zeroed; 100 =
+dense). Masks are computed from the dense (trained) weights, never from already pruned ones, so a
+layer's pruned weights depend on its own keep alone and any configuration can follow any other.
+Biases, BatchNorm and every other parameter stay as they are.
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ def prunable_layers(model: nn.Module, types: Sequence[str]) -> dict[str, nn.Modu
     }
 
 
-def pruned_count(numel: int, ratio: int) -> int:
-    """How many of `numel` weights `ratio` percent prunes (rounded down; integer arithmetic)."""
-    return numel * ratio // 100
+def pruned_count(numel: int, keep: int) -> int:
+    """How many of `numel` weights keeping `keep` percent prunes: floor(numel * (100 - keep) / 100)
+    (integer arithmetic), so a layer keeps at least `keep` percent of its weights."""
+    return numel * (100 - keep) // 100
 
 
-def magnitude_mask(weight: Tensor, ratio: int) -> Tensor:
+def magnitude_mask(weight: Tensor, keep: int) -> Tensor:
     """Boolean keep-mask of `weight`'s shape: False on the k smallest |w| (k = pruned_count)."""
-    if not 0 <= ratio <= 100:
-        raise ValueError(f"pruning ratio {ratio} outside 0-100")
+    if not 0 <= keep <= 100:
+        raise ValueError(f"keep {keep} outside 0-100 (percent of weights kept)")
     flat = weight.detach().abs().flatten()
-    k = pruned_count(flat.numel(), ratio)
+    k = pruned_count(flat.numel(), keep)
     keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
     if k:
         order = torch.sort(flat, stable=True).indices  # stable: equal magnitudes pruned in index order
@@ -45,49 +46,49 @@ def magnitude_mask(weight: Tensor, ratio: int) -> Tensor:
 
 class MagnitudePruner:
     """Prunes the layers of `model` in place. `model` should be a copy: its trained weights are kept
-    (`dense`) and restored exactly wherever a ratio goes back to 0."""
+    (`dense`) and restored exactly wherever a layer goes back to 100 % kept."""
 
     def __init__(self, model: nn.Module, layers: Mapping[str, nn.Module]) -> None:
         self.model = model
         self.layers = dict(layers)
         self.dense = {n: m.weight.detach().clone() for n, m in self.layers.items()}
         self.biases = {n: _bias_numel(m) for n, m in self.layers.items()}
-        self.ratios = {n: 0 for n in self.layers}  # what each layer holds now
+        self.keeps = dict.fromkeys(self.layers, 100)  # percent each layer keeps now (100: dense)
         self._masks: dict[tuple[str, int], Tensor] = {}
         self._nonzero: dict[tuple[str, int], int] = {}
         self.masks_computed = 0  # cache misses (tests check reuse)
 
-    def mask(self, layer: str, ratio: int) -> Tensor:
-        key = (layer, int(ratio))
+    def mask(self, layer: str, keep: int) -> Tensor:
+        key = (layer, int(keep))
         if key not in self._masks:
-            self._masks[key] = magnitude_mask(self.dense[layer], ratio)
+            self._masks[key] = magnitude_mask(self.dense[layer], keep)
             self.masks_computed += 1
         return self._masks[key]
 
-    def nonzero(self, layer: str, ratio: int) -> int:
-        """Non-zero weights of `layer` at `ratio` (from the mask and the dense weights; no forward pass)."""
-        key = (layer, int(ratio))
+    def nonzero(self, layer: str, keep: int) -> int:
+        """Non-zero weights of `layer` at `keep` (from the mask and the dense weights; no forward pass)."""
+        key = (layer, int(keep))
         if key not in self._nonzero:
             w = self.dense[layer]
-            self._nonzero[key] = int(torch.count_nonzero(w if ratio == 0 else w * self.mask(layer, ratio)))
+            self._nonzero[key] = int(torch.count_nonzero(w if keep == 100 else w * self.mask(layer, keep)))
         return self._nonzero[key]
 
-    def apply(self, ratios: Mapping[str, int]) -> None:
-        """Set the given layers to their ratios in place; layers already there are not touched."""
+    def apply(self, keeps: Mapping[str, int]) -> None:
+        """Set the given layers to their percent kept, in place; layers already there are not touched."""
         with torch.no_grad():
-            for layer, ratio in ratios.items():
-                if self.ratios[layer] == ratio:
+            for layer, keep in keeps.items():
+                if self.keeps[layer] == keep:
                     continue
                 weight = self.layers[layer].weight
-                if ratio == 0:
+                if keep == 100:
                     weight.copy_(self.dense[layer])
                 else:
-                    torch.mul(self.dense[layer], self.mask(layer, ratio), out=weight)
-                self.ratios[layer] = int(ratio)
+                    torch.mul(self.dense[layer], self.mask(layer, keep), out=weight)
+                self.keeps[layer] = int(keep)
 
-    def counts(self, ratios: Mapping[str, int]) -> dict[str, float]:
-        """nonzero_weights and sparsity of a configuration (layers not in `ratios` are dense)."""
-        kept = sum(self.nonzero(n, ratios.get(n, 0)) for n in self.layers)
+    def counts(self, keeps: Mapping[str, int]) -> dict[str, float]:
+        """nonzero_weights and sparsity of a configuration (layers not in `keeps` are dense)."""
+        kept = sum(self.nonzero(n, keeps.get(n, 100)) for n in self.layers)
         total = sum(w.numel() for w in self.dense.values())
         return {
             "nonzero_weights": float(kept + sum(self.biases.values())),

@@ -11,7 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from dse.core.config import ExperimentConfig, Section
 
 
-def _regex(rx: str | None, where: str = "") -> str | None:
+def check_regex(rx: str | None, where: str = "") -> str | None:
+    """`rx` unchanged where it compiles; a ValueError naming it (pydantic's field error) where not."""
     if rx is not None:
         try:
             re.compile(rx)
@@ -83,7 +84,7 @@ class ActivationQuantSection(Section):
     @field_validator("names")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        return _regex(v)
+        return check_regex(v)
 
 
 class FixedPointSection(Section):
@@ -138,8 +139,8 @@ class BitsSpec(Section):
             raise ValueError(f"bits {bad[0]} outside 1-32")
         if self.bounds is not None and self.bounds[0] > self.bounds[1]:
             raise ValueError(f"bounds lo={self.bounds[0]} > hi={self.bounds[1]}")
-        _regex(self.include)
-        _regex(self.exclude)
+        check_regex(self.include)
+        check_regex(self.exclude)
         return self
 
     def values(self) -> list[int]:
@@ -162,7 +163,7 @@ class SearchSpaceSection(Section):
         if self.weights is None and self.activations is None:
             raise ValueError("empty search space: search weights, activations or both")
         for name, rx in self.ties.items():
-            _regex(rx, f"ties.{name}: ")
+            check_regex(rx, f"ties.{name}: ")
         return self
 
 

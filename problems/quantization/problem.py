@@ -10,25 +10,25 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from dse.core.errors import DseError
-from dse.core.problem import Problem, Variable
+from dse.core.problem import Variable
 from problems.quantization.bench import benchmark
 from problems.quantization.config import BitsSpec, QuantizationConfig
 from problems.quantization.evaluation import ModelEvaluator
 from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
-from problems.quantization.setup import check_model_data, prepare_baseline
+from problems.quantization.setup import ZooModelProblem
+from problems.quantization.zoo.data import Splits
 
 #: the uniform precisions every run evaluates for free (values may lie outside the searched choices)
 UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
 WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
 
 
-class LayerwiseQuantizationProblem(Problem):
+class LayerwiseQuantizationProblem(ZooModelProblem):
     METRICS: ClassVar[dict[str, Any]] = {
         "accuracy": "max",
         "total_bits": "min",
@@ -72,16 +72,9 @@ class LayerwiseQuantizationProblem(Problem):
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def check_config(cls, cfg: QuantizationConfig) -> None:
-        """Cheap checks for `dse validate`: names that must exist, files that must be there."""
-        check_model_data(cfg)
-
-    @classmethod
-    def from_config(cls, cfg: QuantizationConfig, progress: bool = True) -> LayerwiseQuantizationProblem:
-        cls.check_config(cfg)
-        if cfg.experiment.threads:
-            torch.set_num_threads(cfg.experiment.threads)
-        model, splits, baseline = prepare_baseline(cfg, progress=progress)
+    def _from_baseline(
+        cls, cfg: QuantizationConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any]
+    ) -> LayerwiseQuantizationProblem:
         q = cfg.quantization
         qmodel = QuantizedModel(
             model,

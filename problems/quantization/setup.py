@@ -1,13 +1,16 @@
-"""Data, float model and its accuracy: everything that precedes quantization."""
+"""Data, float model and its accuracy: everything that precedes quantization (or pruning)."""
 
 from __future__ import annotations
 
 import sys
+from abc import abstractmethod
 from typing import Any
 
+import torch
 from torch import nn
 
 from dse.core.errors import DseError
+from dse.core.problem import Problem
 from problems.quantization.config import ModelProblemConfig
 from problems.quantization.zoo.data import DATASETS, Splits, load_dataset
 from problems.quantization.zoo.models import MODELS, build_model, is_import_path, load_checkpoint
@@ -72,3 +75,29 @@ def prepare_baseline(
             file=sys.stderr,
         )
     return model, splits, baseline
+
+
+class ZooModelProblem(Problem):
+    """A problem over a trained float model of the zoo (the model, data and training sections).
+
+    Checks those sections cheaply, then trains (or loads) the baseline once; a subclass builds
+    itself from it in `_from_baseline`.
+    """
+
+    @classmethod
+    def check_config(cls, cfg: ModelProblemConfig) -> None:
+        check_model_data(cfg)
+
+    @classmethod
+    def from_config(cls, cfg: ModelProblemConfig, progress: bool = True) -> Problem:
+        cls.check_config(cfg)
+        if cfg.experiment.threads:
+            torch.set_num_threads(cfg.experiment.threads)
+        model, splits, baseline = prepare_baseline(cfg, progress=progress)
+        return cls._from_baseline(cfg, model, splits, baseline)
+
+    @classmethod
+    @abstractmethod
+    def _from_baseline(
+        cls, cfg: ModelProblemConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any]
+    ) -> Problem: ...

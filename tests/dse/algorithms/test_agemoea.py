@@ -21,6 +21,7 @@ def test_numba_is_a_main_dependency():
     assert re.search(r'^\s*"numba[><=~ ]', deps, re.M)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["agemoea", "agemoea2"])
 def test_agemoea_runs_without_any_extra(tmp_path, name):
     """Not skipped when numba is missing: then the setup command did not install what dse needs."""

@@ -1,6 +1,7 @@
 import itertools
 
 import pandas as pd
+import pytest
 
 from dse.core.config import parse_config
 from dse.run.runner import run_experiment
@@ -32,6 +33,7 @@ def true_front(n_var=4, choices=(2, 3, 4, 6, 8)):
     return {(s, a) for s, a in pts if not any(s2 <= s and a2 >= a and (s2, a2) != (s, a) for s2, a2 in pts)}
 
 
+@pytest.mark.slow
 def test_nsga2_finds_most_of_the_true_front_of_a_small_space(tmp_path):
     res = run(tmp_path, "nsga2", budget=250)  # 625 configurations in all
     found = {(r.weight_bits, r.accuracy) for r in pd.read_csv(res.run_dir / "pareto.csv").itertuples()}

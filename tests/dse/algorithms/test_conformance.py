@@ -72,7 +72,10 @@ def _runnable(name: str) -> bool:
 def _param(name: str) -> Any:
     req = SETTINGS.get(name, Setting()).requires
     reason = f"{name} needs the optional package {req!r}, which is not installed (pip install {req})"
-    return pytest.param(name, marks=pytest.mark.skipif(not _runnable(name), reason=reason))
+    marks = [pytest.mark.skipif(not _runnable(name), reason=reason)]
+    if req is not None:  # numba compiles these on first use (~3 s a process): not in the quick loop
+        marks.append(pytest.mark.slow)
+    return pytest.param(name, marks=marks)
 
 
 NAMES = [_param(n) for n in ALGORITHMS.names()]

@@ -11,7 +11,10 @@ from dse.core.registry import ALGORITHMS
 from tests.dse.helpers import run_cli, write_config
 
 STANDARD = ("config.yaml", "journal.jsonl", "evaluations.csv", "pareto.csv", "references.csv", "summary.json")
-NUMBA = pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="pymoo needs numba for AGE-MOEA")
+NUMBA = [  # numba compiles AGE-MOEA on first use (~3 s a process): not in the quick loop
+    pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="pymoo needs numba for AGE-MOEA"),
+    pytest.mark.slow,
+]
 
 MOEAS = [
     ("nsga3", {}),

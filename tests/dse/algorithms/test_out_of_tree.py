@@ -69,6 +69,7 @@ def test_its_options_are_checked_like_a_built_in_one(tmp_path, capsys):
     assert "algorithm.options.stpe: unknown option" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_accepts_import_paths(tmp_path, capsys):
     name = f"{HERE}:LowestFirst"
     path = write_config(tmp_path, compare={"algorithms": ["random", name], "seeds": [0], "budget": 10})

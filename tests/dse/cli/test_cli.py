@@ -1,10 +1,12 @@
 import json
 
 import pandas as pd
+import pytest
 
 from tests.dse.helpers import run_cli, write_config
 
 
+@pytest.mark.slow  # a whole CLI run
 def test_run_writes_the_run_folder(tmp_path, capsys):
     path = write_config(tmp_path, output={"plots": True})
     assert run_cli("run", str(path), "--quiet", "--budget", "30", "--seed", "2") == 0

@@ -12,6 +12,8 @@ from dse.core.errors import DseError
 from dse.core.problem import Problem, Variable
 from tests.dse.helpers import run_cli, write_config
 
+pytestmark = pytest.mark.slow  # end-to-end: runs the CLI / trains a model
+
 SENS = [0.5 / (i + 1) for i in range(4)]
 
 

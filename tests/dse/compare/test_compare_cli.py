@@ -11,6 +11,8 @@ from dse.core.registry import ALGORITHMS
 from dse.run.journal import load_evaluations
 from tests.dse.helpers import run_cli, write_config
 
+pytestmark = pytest.mark.slow  # end-to-end: runs the CLI / trains a model
+
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):

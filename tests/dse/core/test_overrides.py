@@ -132,6 +132,7 @@ def test_bench_applies_sets(tmp_path, capsys):
     assert "--set nope: expected key.path=value" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_compare_applies_sets_to_a_config_only(tmp_path, capsys):
     path = write_config(tmp_path)
     sets = ["compare.algorithms=[random]", "compare.budget=10", "compare.seeds=[1]"]

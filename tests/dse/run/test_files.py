@@ -101,6 +101,7 @@ files.atomic_write(Path(sys.argv[1]), write)
 """
 
 
+@pytest.mark.slow  # subprocesses killed mid-write
 @pytest.mark.parametrize(("moment", "expected"), [("mid-write", "old"), ("after-rename", "new")])
 def test_a_process_killed_inside_a_write_leaves_the_old_file_or_the_new(tmp_path, moment, expected):
     path = write_config(tmp_path, algorithm={"budget": 12, "pop_size": 12})

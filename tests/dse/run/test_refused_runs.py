@@ -54,3 +54,22 @@ def test_a_refused_run_trains_and_writes_nothing(tmp_path, capsys, objectives, a
     assert not (tmp_path / "results").exists()
     assert run_cli("validate", str(path)) == 2  # the same checks, without running
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("compare", "model", "message"),
+    [
+        ({"algorithms": ["nsga2"], "options": {"nsga2": {"crossover": 3}}}, "mlp", "NSGA2 rejected"),
+        ({"algorithms": ["nsga2"]}, "no_such_model", "model.name: unknown model"),
+    ],
+    ids=["every-algorithm-refused", "problem-refused"],
+)
+def test_a_refused_comparison_trains_and_writes_nothing(tmp_path, capsys, compare, model, message):
+    path = _config(tmp_path, ["accuracy", "weight_bits"], "nsga2", {})
+    cfg = yaml.safe_load(path.read_text())
+    cfg["compare"], cfg["model"]["name"] = compare, model
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_cli("compare", str(path), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "results").exists()  # no baseline cached, no compare folder

@@ -38,6 +38,7 @@ def _search_ids(run_dir):
     return [e["eval_id"] for e in events(run_dir) if e["kind"] == "search"]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_at_most_the_evaluation_in_flight(tmp_path):
     calls = tmp_path / "calls.log"  # one line per evaluation started, in any process
     cfg = _config(tmp_path, "killed", sleep=0.02, calls_log=str(calls))
@@ -108,6 +109,7 @@ def test_a_torn_last_line_is_skipped_and_the_run_resumes(tmp_path):
     assert events(out) == events(_reference_run(tmp_path))
 
 
+@pytest.mark.slow
 def test_sigint_stops_cleanly_after_writing_what_finished(tmp_path):
     cfg = _config(tmp_path, "ctrl-c", sleep=0.03)
     out = tmp_path / "ctrl-c-run"
@@ -125,6 +127,7 @@ def test_sigint_stops_cleanly_after_writing_what_finished(tmp_path):
     assert events(out) == events(_reference_run(tmp_path))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c(tmp_path):
     cfg = _config(tmp_path, "term", sleep=0.03)
     out = tmp_path / "term-run"

@@ -34,35 +34,39 @@ def problem(tmp_path_factory):
     return PROBLEMS.problem_class("layerwise_pruning").from_config(cfg, progress=False)
 
 
-def _all(problem, ratio):
-    return {v.name: ratio for v in problem.variables}
+def _all(problem, keep):
+    return {v.name: keep for v in problem.variables}
 
 
-def test_one_variable_per_linear_layer_with_the_default_ratios(problem):
-    assert [v.name for v in problem.variables] == ["p:fc1", "p:fc"]
-    assert all(v.choices == (0, 25, 50, 70, 80, 90) for v in problem.variables)
-    assert list(problem.reference_configurations()) == [f"prune-{r}%" for r in (0, 25, 50, 70, 80, 90)]
-    assert problem.reference_configurations()["prune-50%"] == {"p:fc1": 50, "p:fc": 50}
+@pytest.mark.slow  # trains the module's baseline
+def test_one_variable_per_linear_layer_with_the_default_percents_kept(problem):
+    assert [v.name for v in problem.variables] == ["keep:fc1", "keep:fc"]
+    # the contract's order: cheapest, least accurate first; the all-highest configuration is dense
+    assert all(v.choices == (10, 20, 30, 50, 75, 100) for v in problem.variables)
+    assert list(problem.reference_configurations()) == [f"keep-{k}%" for k in (10, 20, 30, 50, 75, 100)]
+    assert problem.reference_configurations()["keep-50%"] == {"keep:fc1": 50, "keep:fc": 50}
     assert problem.bounds("accuracy") == (100.0, 0.0) and problem.bounds("nonzero_weights") is None
 
 
+@pytest.mark.slow  # trains the module's baseline
 def test_nonzero_weights_counts_the_pruned_layers_without_running_the_model(problem, monkeypatch):
     # fc1: 64 x 16 weights + 16 biases; fc: 16 x 10 weights + 10 biases
-    assert problem.evaluate(_all(problem, 0), ["nonzero_weights"]) == {
+    assert problem.evaluate(_all(problem, 100), ["nonzero_weights"]) == {
         "nonzero_weights": 64 * 16 + 16 + 160 + 10
     }
     monkeypatch.setattr(problem.model, "forward", lambda x: pytest.fail("a cost metric ran the model"))
-    got = problem.evaluate({"p:fc1": 50, "p:fc": 90}, ["nonzero_weights", "sparsity"])
-    kept = (1024 - 512) + (160 - 144)
+    got = problem.evaluate({"keep:fc1": 50, "keep:fc": 10}, ["nonzero_weights", "sparsity"])
+    kept = (1024 - 512) + (160 - 144)  # fc keeps 10 %: 160 * 90 // 100 = 144 pruned
     assert got == {"nonzero_weights": kept + 16 + 10, "sparsity": pytest.approx(100 * (512 + 144) / 1184)}
 
 
+@pytest.mark.slow  # trains the module's baseline
 def test_evaluation_prunes_the_one_copy_in_place_and_restores_it(problem, monkeypatch):
     float_acc = problem.reference()["accuracy"]
-    assert problem.evaluate(_all(problem, 0), ["accuracy"])["accuracy"] == float_acc
+    assert problem.evaluate(_all(problem, 100), ["accuracy"])["accuracy"] == float_acc
     monkeypatch.setattr(copy, "deepcopy", lambda *a, **k: pytest.fail("an evaluation copied the model"))
     weight = problem.model.fc1.weight
-    got = problem.evaluate({"p:fc1": 80, "p:fc": 50})
+    got = problem.evaluate({"keep:fc1": 20, "keep:fc": 50})
     actual = sum(
         int(torch.count_nonzero(m.weight)) + m.bias.numel() for m in (problem.model.fc1, problem.model.fc)
     )
@@ -72,26 +76,30 @@ def test_evaluation_prunes_the_one_copy_in_place_and_restores_it(problem, monkey
     assert torch.equal(
         problem.float_model.fc1.weight, problem.pruner.dense["fc1"]
     )  # the float model untouched
-    assert problem.evaluate(_all(problem, 0), ["accuracy"])["accuracy"] == float_acc
+    assert problem.evaluate(_all(problem, 100), ["accuracy"])["accuracy"] == float_acc
     assert torch.equal(problem.model.fc1.weight, problem.float_model.fc1.weight)
-    assert problem.evaluate_held_out(_all(problem, 0)) == {
+    assert problem.evaluate_held_out(_all(problem, 100)) == {
         "test_accuracy": problem.reference()["test_accuracy"]
     }
 
 
+@pytest.mark.slow  # trains the module's baseline
 def test_include_exclude_choose_the_searched_layers_others_stay_dense_and_counted(problem, tmp_path):
-    cfg = _cfg(tmp_path, exclude="^fc$", ratios=[90, 0, 50])
+    cfg = _cfg(tmp_path, exclude="^fc$", keep=[100, 10, 50, 10])  # sorted, de-duplicated
     p = LayerwisePruningProblem(problem.float_model, problem.splits, cfg, problem.reference())
-    assert [(v.name, v.choices) for v in p.variables] == [("p:fc1", (0, 50, 90))]
-    assert p.evaluate({"p:fc1": 50}, ["nonzero_weights"])["nonzero_weights"] == 512 + 16 + 160 + 10
+    assert [(v.name, v.choices) for v in p.variables] == [("keep:fc1", (10, 50, 100))]
+    assert p.evaluate({"keep:fc1": 50}, ["nonzero_weights"])["nonzero_weights"] == 512 + 16 + 160 + 10
 
 
 def test_config_sections_are_checked(tmp_path):
     cfg = _cfg(tmp_path)
     assert cfg.objectives == ["accuracy", "nonzero_weights"]
     bad = [
-        {"pruning": {"ratio": [50]}},  # misspelled key
-        {"pruning": {"ratios": [0, 120]}},
+        {"pruning": {"keeps": [50]}},  # misspelled key
+        {"pruning": {"ratios": [0, 50]}},  # the old percent-pruned key
+        {"pruning": {"keep": [0, 50]}},  # keeping nothing of a layer is no choice
+        {"pruning": {"keep": [50, 120]}},
+        {"pruning": {"keep": []}},
         {"pruning": {"exclude": "("}},
         {"objectives": ["accuracy", "weight_bits"]},  # a quantization metric
     ]

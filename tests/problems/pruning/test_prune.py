@@ -25,22 +25,22 @@ def _linear() -> nn.Linear:
     return fc
 
 
-def test_half_of_a_linear_layer_zeroes_its_four_smallest_magnitudes():
-    # |w| sorted: 0.05, 0.1, 0.2, 0.3 | 0.4, 0.5, 0.6, 0.8 -> 8 * 50 // 100 = 4 pruned
+def test_keeping_half_of_a_linear_layer_zeroes_its_four_smallest_magnitudes():
+    # |w| sorted: 0.05, 0.1, 0.2, 0.3 | 0.4, 0.5, 0.6, 0.8 -> 8 * (100 - 50) // 100 = 4 pruned
     keep = magnitude_mask(torch.tensor(W), 50)
     assert keep.tolist() == [[True, False, False, True], [False, False, True, True]]
-    assert magnitude_mask(torch.tensor(W), 25).tolist() == [
+    assert magnitude_mask(torch.tensor(W), 75).tolist() == [  # 8 * 25 // 100 = 2 pruned
         [True, False, True, True],
         [True, False, True, True],
     ]
-    assert magnitude_mask(torch.tensor(W), 90).sum().item() == 1  # floor(7.2) = 7 pruned: only -0.8 left
-    assert magnitude_mask(torch.tensor(W), 0).all() and not magnitude_mask(torch.tensor(W), 100).any()
+    assert magnitude_mask(torch.tensor(W), 10).sum().item() == 1  # floor(7.2) = 7 pruned: only -0.8 left
+    assert magnitude_mask(torch.tensor(W), 100).all() and not magnitude_mask(torch.tensor(W), 0).any()
 
 
 def test_conv_counts_round_down_and_ties_go_by_position():
     w = torch.arange(1.0, 9.0).view(2, 1, 2, 2)  # 8 weights, |w| = 1..8
-    keep = magnitude_mask(w, 70)  # 8 * 70 // 100 = 5 (5.6 rounded down)
-    assert pruned_count(8, 70) == 5
+    keep = magnitude_mask(w, 30)  # 8 * (100 - 30) // 100 = 5 pruned (5.6 rounded down)
+    assert pruned_count(8, 30) == 5 and pruned_count(8, 100) == 0 and pruned_count(8, 1) == 7
     assert keep.flatten().tolist() == [False] * 5 + [True] * 3
     ties = magnitude_mask(torch.ones(2, 2), 50)  # equal magnitudes: the first two positions go
     assert ties.flatten().tolist() == [False, False, True, True]
@@ -55,6 +55,7 @@ def test_pruner_applies_counts_and_restores_in_place():
     param, ptr = fc.weight, fc.weight.data_ptr()
     original = fc.weight.detach().clone()
 
+    assert pruner.keeps == {"0": 100, "2": 100}  # dense to begin with
     pruner.apply({"0": 50})
     expected = torch.tensor([[0.5, 0.0, 0.0, -0.8], [0.0, 0.0, -0.6, 0.4]])
     assert torch.equal(fc.weight.detach(), expected)
@@ -68,14 +69,14 @@ def test_pruner_applies_counts_and_restores_in_place():
     )
 
     mask = pruner.mask("0", 50)
-    pruner.apply({"0": 0})
-    assert torch.equal(fc.weight.detach(), original)  # back to 0 %: the trained weights, bit for bit
-    pruner.apply({"0": 90})
+    pruner.apply({"0": 100})
+    assert torch.equal(fc.weight.detach(), original)  # back to 100 % kept: the trained weights, bit for bit
+    pruner.apply({"0": 10})
     assert torch.count_nonzero(fc.weight).item() == 1
-    pruner.apply({"0": 70})  # 90 -> 70: its mask comes from the dense weights, not the pruned ones
+    pruner.apply({"0": 30})  # 10 -> 30 %: its mask comes from the dense weights, not the pruned ones
     # 8 * 70 // 100 = 5 pruned: 0.5, -0.8 and -0.6 are left
     assert torch.equal(fc.weight.detach(), torch.tensor([[0.5, 0.0, 0.0, -0.8], [0.0, 0.0, -0.6, 0.0]]))
     pruner.apply({"0": 50})
     assert torch.equal(fc.weight.detach(), expected)
-    assert pruner.mask("0", 50) is mask and pruner.masks_computed == 3  # 50, 90 and 70 %, once each
+    assert pruner.mask("0", 50) is mask and pruner.masks_computed == 3  # 50, 10 and 30 %, once each
     assert fc.weight is param and fc.weight.data_ptr() == ptr  # swapped in place: no new module or tensor

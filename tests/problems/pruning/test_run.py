@@ -30,7 +30,7 @@ def _write(tmp_path, **model):
         "model": {"name": "mlp", "options": {"hidden": [16]}, **model},
         "data": {"name": "digits", "image_size": 8},
         "training": {"epochs": 1},
-        "pruning": {"ratios": [0, 30, 60, 90]},
+        "pruning": {"keep": [10, 40, 70, 100]},
         "objectives": ["accuracy", "nonzero_weights"],
         "constraints": {"max_accuracy_drop": 5.0},
         "algorithm": {"name": "nsga2", "budget": 16, "pop_size": 8},
@@ -51,12 +51,12 @@ def test_a_pruning_run_writes_the_standard_outputs_and_every_command_reads_them(
     assert missing == []
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["problem"] == "layerwise_pruning" and summary["status"] == "budget_spent"
-    assert summary["references"] == ["prune-0%", "prune-30%", "prune-60%", "prune-90%"]
+    assert summary["references"] == ["keep-10%", "keep-40%", "keep-70%", "keep-100%"]
     assert summary["normalization"]["best"][1] < summary["normalization"]["worst"][1]  # fewer weights: better
     refs = (run_dir / "references.csv").read_text()
-    assert "prune-0%" in refs and "nonzero_weights" in refs
+    assert "keep-100%" in refs and "nonzero_weights" in refs
     front = (run_dir / "pareto.csv").read_text().splitlines()
-    assert front[0].split(",")[:1] == ["eval_id"] and "p:fc1" in front[0] and len(front) > 1
+    assert front[0].split(",")[:1] == ["eval_id"] and "keep:fc1" in front[0] and len(front) > 1
 
     assert run_cli("plot", str(run_dir)) == 0
     assert run_cli("report", str(run_dir)) == 0

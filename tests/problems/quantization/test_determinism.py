@@ -10,6 +10,8 @@ from dse.core.config import parse_config  # noqa: E402
 from dse.run.runner import run_experiment  # noqa: E402
 from tests.dse.proc import events  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end: runs the CLI / trains a model
+
 
 def _run(tmp_path, root: str, out: str, seed: int = 0):
     cfg = parse_config(

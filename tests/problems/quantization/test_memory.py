@@ -11,6 +11,8 @@ from dse.core.config import parse_config  # noqa: E402
 from dse.run.runner import run_experiment  # noqa: E402
 from dse.run.setup import build_setup  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end-to-end: runs the CLI / trains a model
+
 WARM_UP, EVALUATIONS, MARGIN_MB = 100, 600, 30
 
 
