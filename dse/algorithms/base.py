@@ -82,6 +82,11 @@ class Algorithm(ABC):
     Options: ClassVar[type[BaseModel] | None] = NoOptions
     #: True where the algorithm needs two or more objectives.
     multi_objective: ClassVar[bool] = False
+    #: True where it reads the scores of infeasible configurations (a sensitivity, a per-layer error):
+    #: its evaluations are never rejected early (constraints.early_reject). Otherwise a rejected
+    #: evaluation is infeasible with its constrained metric unknown (NaN; `Evaluation.bounds` holds
+    #: what it could at best have reached); pass `exact=True` to `evaluate` for single exceptions.
+    exact_scores: ClassVar[bool] = False
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import from_loss, loss, require_metric
-from dse.core.errors import ConfigError, DseError
+from dse.algorithms.sensitivity import measure
+from dse.core.errors import BudgetExhausted, ConfigError, DseError
+from dse.core.evaluation import Evaluation
 from dse.core.files import write_csv, write_json
 from dse.core.registry import ALGORITHMS
 from dse.core.space import SearchSpace
@@ -59,6 +61,7 @@ def precisions(space: SearchSpace, high: int | None, low: int | None) -> tuple[i
 @ALGORITHMS.register("bisection")
 class Bisection(Algorithm):
     Options = BisectionOptions
+    exact_scores = True  # its score (qerror, or accuracy below the constraint) of every step
 
     def check(self, ctx: CheckContext) -> None:
         require_metric(ctx, self.options.score, "algorithm.options.score")
@@ -107,12 +110,14 @@ class _Run:
 
     # -- configurations ------------------------------------------------------------------------
     def uniform(self, bits: int) -> dict[str, int]:
-        return dict.fromkeys(self.ctx.space.names, bits)
+        """Every searched variable at `bits` (pinned ones at their value: mpq.json lists them)."""
+        return self.ctx.space.complete(dict.fromkeys(self.ctx.space.names, bits))
 
     def with_high(self, n_high: int) -> dict[str, int]:
         """High precision on the `n_high` shallowest (front) or deepest (back) depth levels."""
         chosen = set(self.levels[:n_high] if self.front_high else self.levels[len(self.levels) - n_high :])
-        return {n: self.high if d in chosen else self.low for n, d in self.depths.items()}
+        high = {n: self.high if d in chosen else self.low for n, d in self.depths.items()}
+        return self.ctx.space.complete(high)
 
     def cut(self, n_high: int) -> int:
         """The cut depth: front: depth <= cut is high; back: depth > cut is high."""
@@ -120,10 +125,14 @@ class _Run:
         return self.levels[k - 1] if k > 0 else self.levels[0] - 1
 
     def measure(self, values: dict[str, int], phase: str, **info: Any) -> float:
-        step = len(self.rows)
         ev = self.ctx.evaluator.evaluate_values(
-            values, label=f"bisection:{phase}", phase=phase, step=step, **info
+            values, label=f"bisection:{phase}", phase=phase, step=len(self.rows), **info
         )
+        return self.record(values, ev, phase, **info)
+
+    def record(self, values: dict[str, int], ev: Evaluation, phase: str, **info: Any) -> float:
+        """One step of bisection.csv: its score as a loss."""
+        step = len(self.rows)
         value = loss(ev, self.o.score)
         self.reasons.append(ev.reason)
         self.rows.append(
@@ -184,10 +193,15 @@ class _Run:
         """auto: high precision goes to the half whose layers, each alone at low, lose more."""
         middle = (self.levels[0] + self.levels[-1]) // 2
         front = back = 0.0
+        # the sensitivity table at `low` (with the default high, every variable's top choice, these
+        # are the shared table's configurations): one batch
+        high = self.uniform(self.high)
+        table = measure(self.ctx, self.o.score, who="bisection", base=high, only=self.low, partial=True)
         for name, depth in self.depths.items():
-            err = (
-                self.measure({**self.uniform(self.high), name: self.low}, "layer-error", variable=name) - top
-            )
+            ev = table.evaluations.get((name, self.low))
+            if ev is None:  # the budget ended the table
+                raise BudgetExhausted("budget spent within the per-layer errors")
+            err = self.record({**high, name: self.low}, ev, "layer-error", variable=name) - top
             if depth <= middle:
                 front += err
             else:
@@ -206,7 +220,7 @@ class _Run:
         if self.best is None:
             return
         values, value, why = self.best
-        members = {v.name: v.members for v in self.ctx.space.variables}
+        members = {v.name: v.members for v in self.ctx.problem.variables}  # pinned ones too
         layers = []
         for name, bits in values.items():
             if bits != self.low:

@@ -1,7 +1,9 @@
 """Greedy layer-wise lowering (the seed's "quantizer compiler"), over any problem's choices.
 
 Coarse: each variable alone (others at their start) is lowered choice by choice while accuracy
-stays within `coarse_threshold` of the float reference; all coarse values are then applied
+stays within `coarse_threshold` of the float reference, read from the sensitivity table measured
+from the start (one batch, every lower choice; from the all-highest start, the very table ilp and
+the MOEAs' seeding use, so `dse compare` runs it once); all coarse values are then applied
 together and, while the combination misses the accuracy limit, the variable whose coarse drop
 cost the most accuracy is put back to its start. Fine: keep for each variable the accuracy lost
 by lowering it one more choice per unit of size saved; repeatedly lower the cheapest, skip (and
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import at_or_above, cost_metric, cost_of, require_metric
+from dse.algorithms.sensitivity import measure, moving
 from dse.core.errors import ConfigError
 from dse.core.evaluation import Evaluation
 from dse.core.files import write_csv
@@ -73,9 +76,12 @@ class _Run:
     def size(self, values: dict[str, int]) -> float:
         return cost_of(self.ctx, values, self.cost)
 
-    def evaluate(self, values: dict[str, int], phase: str, **info: Any) -> Evaluation:
+    def evaluate(self, values: dict[str, int], phase: str, *, exact: bool = False, **info: Any) -> Evaluation:
+        """Not exact unless asked: every later decision compares accuracy with `floor`, which is at
+        least the constraint's threshold, so an evaluation rejected early decides as a full one would."""
         return self.ctx.evaluator.evaluate_values(
             values,
+            exact=exact,
             label=f"greedy:{phase}",
             phase=phase,
             step=len(self.trajectory),
@@ -117,11 +123,13 @@ class _Run:
         initial = self.ctx.problem.initial_values() if self.o.start == "initial" else None
         if initial is None:
             return self.ctx.space.decode(self.ctx.space.highest())
-        return {n: at_or_above(v, initial.get(n, v.choices[-1])) for n, v in self.vars.items()}
+        return self.ctx.space.complete(
+            {n: at_or_above(v, initial.get(n, v.choices[-1])) for n, v in self.vars.items()}
+        )
 
     def search(self) -> None:
         start = self.start()
-        base = self.evaluate(start, "start")
+        base = self.evaluate(start, "start", exact=True)  # its accuracy is logged where it misses
         if self.accuracy(base) < self.floor:
             self.ctx.log(
                 f"greedy: the start configuration reaches accuracy {self.accuracy(base):.2f}, below the "
@@ -134,13 +142,17 @@ class _Run:
         self.fine(current, ev)
 
     def coarse(self, start: dict[str, int], base_acc: float) -> tuple[dict[str, int], Evaluation]:
+        # each variable alone at each lower choice: the sensitivity table, measured from the start
+        # (from the all-highest start, the table ilp and the MOEAs' seeding share)
+        variables = moving(self.ctx, self.cost)
+        table = measure(self.ctx, "accuracy", who="greedy", variables=variables, base=start, cost=self.cost)
         combined, drop = dict(start), {}
         for name in self.vars:
             acc, values = base_acc, start
             while (lower := self.lower(values, name)) is not None:
                 if self.size(lower) >= self.size(values):  # saves nothing (e.g. activations vs weight_bits)
                     break
-                ev = self.evaluate(lower, "coarse", variable=name)
+                ev = table.evaluations[name, lower[name]]
                 if self.accuracy(ev) < self.coarse_floor:
                     break
                 values, acc = lower, self.accuracy(ev)

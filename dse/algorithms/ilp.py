@@ -1,10 +1,10 @@
 """Sensitivity + integer programming (HAWQ-V3 / ModelOpt style): a front from a handful of evaluations.
 
-Each variable is measured at each of its choices with every other variable at its highest choice
-(one change at a time; L x |choices| evaluations). Assuming the losses add up, the configuration
-with the least predicted loss under a size budget is a multiple-choice knapsack, solved exactly
-for a sweep of budgets; each distinct answer is then evaluated for real, so ilp.csv holds the
-predicted and the measured score side by side.
+The sensitivity table (`sensitivity.py`: each variable that moves the size, measured at each of its
+choices with every other variable at its highest; L x |choices| evaluations) predicts the loss.
+Assuming the losses add up, the configuration with the least predicted loss under a size budget
+is a multiple-choice knapsack, solved exactly for a sweep of budgets; each distinct answer is then
+evaluated for real, so ilp.csv holds the predicted and the measured score side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
-from dse.algorithms.scoring import cost_metric, cost_of, from_loss, loss, require_metric
+from dse.algorithms.scoring import cost_metric, cost_of, from_loss, require_metric
+from dse.algorithms.sensitivity import DEFAULT_SCORE, cost_deltas, measure, moving
 from dse.core.errors import ConfigError, DseError
 from dse.core.files import write_csv
 from dse.core.registry import ALGORITHMS
@@ -33,12 +34,13 @@ TIE_SECONDS = 2.0  # for breaking ties between equally good answers, per budget
 class IlpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_budgets: int = Field(10, ge=1, description="size budgets, evenly spaced from all-lowest to all-highest")
-    score: Literal["accuracy", "qerror"] = "accuracy"
+    score: Literal["accuracy", "qerror"] = DEFAULT_SCORE
 
 
 @ALGORITHMS.register("ilp")
 class Ilp(Algorithm):
     Options = IlpOptions
+    exact_scores = True  # sensitivities and ilp.csv's measured scores: never rejected early
 
     def check(self, ctx: CheckContext) -> None:
         require_metric(ctx, self.options.score, "algorithm.options.score")
@@ -59,31 +61,13 @@ class Ilp(Algorithm):
         space = ctx.space
         top = space.decode(space.highest())
         top_cost = cost_of(ctx, top, cost)
-        # delta[v][c]: the size change of variable v at choice c, all others highest
-        delta = {
-            v.name: np.array([cost_of(ctx, {**top, v.name: c}, cost) - top_cost for c in v.choices])
-            for v in space.variables
-        }
+        delta = cost_deltas(ctx, cost, top)  # the size change of each variable at each choice
         _check_additive(ctx, cost, top_cost, delta)
-        needed = 1 + sum(len(v.choices) - 1 for v in space.variables)
-        if ctx.evaluator.budget < needed + 1:
-            ctx.log(f"ilp: the sensitivities take {needed} evaluations, the budget is {ctx.evaluator.budget}")
-        base = ctx.evaluator.evaluate_values(top, label="ilp:sensitivity", phase="sensitivity")
-        base_loss = loss(base, score)
+        table = measure(ctx, score, who="ilp", variables=moving(ctx, cost), cost=cost)
+        base_loss = table.base_loss
         if not math.isfinite(base_loss):
-            raise DseError(f"ilp: the all-highest configuration failed ({base.reason})")
-        sens, table = {}, []
-        for v in space.variables:
-            row = []
-            for c in v.choices:
-                ev = ctx.evaluator.evaluate_values(
-                    {**top, v.name: c}, label="ilp:sensitivity", phase="sensitivity", variable=v.name, value=c
-                )
-                row.append(loss(ev, score) - base_loss)  # +inf where it failed: never chosen
-            sens[v.name] = monotone(np.array(row))
-            for c, d, m, size in zip(v.choices, row, sens[v.name], delta[v.name], strict=True):
-                table.append({"variable": v.name, "value": c, "measured": d, "sensitivity": m, cost: size})
-        write_csv(ctx.run_dir / "ilp_sensitivity.csv", pd.DataFrame(table))
+            raise DseError(f"ilp: the all-highest configuration failed ({table.base_evaluation.reason})")
+        sens = {v.name: table.monotone().get(v.name, np.zeros(len(v.choices))) for v in space.variables}
 
         low_cost = cost_of(ctx, space.decode(space.lowest()), cost)
         for budget in np.linspace(low_cost, top_cost, self.options.n_budgets):
@@ -111,19 +95,6 @@ class Ilp(Algorithm):
             )
 
 
-def monotone(drops: np.ndarray) -> np.ndarray:
-    """Sensitivities (index 0 = fewest bits) that never favour fewer bits.
-
-    A measured drop below zero is noise (one validation sample is a fraction of a point); summed
-    over dozens of variables such drops would predict more accuracy than the float model has.
-    So drops are clipped at zero and made non-increasing in bits; failed choices stay +inf.
-    """
-    finite = np.isfinite(drops)
-    clipped = np.where(finite, np.maximum(drops, 0.0), 0.0)
-    out = np.maximum.accumulate(clipped[::-1])[::-1]
-    return np.where(finite, out, np.inf)
-
-
 def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float) -> dict[str, int] | None:
     """Choice index per variable minimising the summed sensitivity with summed delta <= room.
 
@@ -141,11 +112,7 @@ def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float
     allowed = np.concatenate([_useful(sens[n], delta[n]) for n in names])
     loss_vec = np.where(allowed, np.concatenate([sens[n] for n in names]), 0.0)
     size_vec = np.concatenate([delta[n] for n in names])
-    one_hot = np.zeros((len(names), len(size_vec)))
-    start = 0
-    for i, n in enumerate(names):
-        one_hot[i, start : start + len(sens[n])] = 1
-        start += len(sens[n])
+    one_hot = _one_hot([len(sens[n]) for n in names])
     bounds = Bounds(0, allowed.astype(float))  # a failed choice is fixed at 0
     integrality = np.ones(len(size_vec))
     exact, tie_break = {"mip_rel_gap": 0.0}, {"mip_rel_gap": 0.0, "time_limit": TIE_SECONDS}
@@ -175,6 +142,40 @@ def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float
             return picks
         limit -= excess + 1e-9 * max(1.0, abs(room))
     return None
+
+
+def smallest(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], max_loss: float) -> float | None:
+    """The least summed delta of a configuration whose summed sensitivity is <= max_loss; None if none is.
+
+    The other way round of `solve`: where the table predicts the constraint, the smallest size it
+    predicts to meet it (the low end of the sizes worth seeding a search with).
+    """
+    names = list(sens)
+    loss_vec = np.concatenate([sens[n] for n in names])
+    finite = np.isfinite(loss_vec)
+    loss_vec = np.where(finite, loss_vec, 0.0)
+    size_vec = np.concatenate([delta[n] for n in names])
+    one_hot = _one_hot([len(sens[n]) for n in names])
+    limits = [LinearConstraint(one_hot, 1, 1), LinearConstraint(loss_vec[None, :], -np.inf, max_loss)]
+    with _quiet_stdout():
+        res = milp(
+            size_vec,
+            constraints=limits,
+            integrality=np.ones(len(size_vec)),
+            bounds=Bounds(0, finite.astype(float)),
+            options={"mip_rel_gap": 0.0},
+        )
+    return None if res.status != 0 else float(size_vec @ np.round(res.x))
+
+
+def _one_hot(lengths: list[int]) -> np.ndarray:
+    """Rows that pick exactly one choice per variable, over the concatenated choices."""
+    out = np.zeros((len(lengths), sum(lengths)))
+    start = 0
+    for i, n in enumerate(lengths):
+        out[i, start : start + n] = 1
+        start += n
+    return out
 
 
 def _useful(sens: np.ndarray, delta: np.ndarray) -> np.ndarray:

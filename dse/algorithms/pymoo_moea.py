@@ -21,10 +21,11 @@ from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
 
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
-from dse.algorithms.sampling import SeededIntegerSampling, uniform_genomes
+from dse.algorithms.sampling import SeededIntegerSampling, sensitivity_genomes, uniform_genomes
+from dse.algorithms.scoring import require_metric
+from dse.algorithms.sensitivity import DEFAULT_SCORE, SCORES
 from dse.core.errors import ConfigError
 from dse.core.evaluation import Evaluation
-from dse.core.objectives import PENALTY
 from dse.core.registry import ALGORITHMS, import_object
 
 
@@ -47,8 +48,10 @@ class PymooMOEA(Algorithm):
             self.cls = import_object(self.pymoo_class)
         except Exception as e:  # noqa: BLE001 - pymoo raises a bare Exception for a missing extra
             raise ConfigError(f"algorithm.name: cannot load {self.pymoo_class}: {e}") from None
-        if self.options.get("initial", "uniform") not in ("uniform", "random"):
-            raise ConfigError("algorithm.options.initial: must be 'uniform' or 'random'")
+        if self.options.get("initial", INITIAL[0]) not in INITIAL:
+            raise ConfigError(f"algorithm.options.initial: must be one of {', '.join(map(repr, INITIAL))}")
+        if self.options.get("score", DEFAULT_SCORE) not in SCORES:
+            raise ConfigError(f"algorithm.options.score: must be one of {', '.join(map(repr, SCORES))}")
         known = _init_parameters(self.cls) | set(self.own_options) | set(COMMON_OPTIONS)
         for key in self.options:
             if key in RESERVED:
@@ -72,11 +75,18 @@ class PymooMOEA(Algorithm):
             "eliminate_duplicates": True,
         }
         kwargs = {k: v for k, v in defaults.items() if k in accepted}
-        uniform = self.options.get("initial", "uniform") == "uniform"
-        if "sampling" in accepted and uniform and isinstance(ctx, SearchContext):
-            kwargs["sampling"] = SeededIntegerSampling(uniform_genomes(ctx))
         own = set(self.own_options) | set(COMMON_OPTIONS)
         kwargs.update({k: v for k, v in self.options.items() if k not in own})
+        initial = self.options.get("initial", INITIAL[0])
+        seeded = "sampling" in accepted and "sampling" not in self.options and initial != "random"
+        if seeded and isinstance(ctx, SearchContext):
+            if initial == "sensitivity":  # real evaluations: they count against the budget
+                score = self.options.get("score", DEFAULT_SCORE)
+                size = int(kwargs.get("pop_size", ctx.pop_size))
+                seeds = sensitivity_genomes(ctx, score, self.cls.__name__, size)
+            else:
+                seeds = uniform_genomes(ctx)
+            kwargs["sampling"] = SeededIntegerSampling(seeds)
         kwargs = self.adjust(kwargs, ctx, n_obj)
         try:
             return self.cls(**kwargs)
@@ -91,6 +101,8 @@ class PymooMOEA(Algorithm):
         """pymoo checks option values only as it runs: build the algorithm and run two generations on
         a stand-in problem with the experiment's objectives, so that a bad value refuses the run
         before its problem is built (a model trained, a file written)."""
+        if self.options.get("initial", INITIAL[0]) == "sensitivity":
+            require_metric(ctx, self.options.get("score", DEFAULT_SCORE), "algorithm.options.score")
         n_obj, n_constr = len(ctx.objectives.names), 0 if ctx.constraint.threshold is None else 1
         problem = PymooProblem(n_var=8, n_obj=n_obj, n_ieq_constr=n_constr, xl=0, xu=7, vtype=int)
         rng = np.random.default_rng(0)
@@ -115,6 +127,8 @@ class PymooMOEA(Algorithm):
 
     def _run(self, ctx: SearchContext) -> None:
         space, n_obj = ctx.space, len(ctx.objectives.names)
+        if self.options.get("initial", INITIAL[0]) == "sensitivity":
+            require_metric(ctx, self.options.get("score", DEFAULT_SCORE), "algorithm.options.score")
         n_constr = 0 if ctx.constraint.threshold is None else 1
         problem = PymooProblem(
             n_var=space.n_var, n_obj=n_obj, n_ieq_constr=n_constr, xl=0, xu=space.upper, vtype=int
@@ -140,9 +154,12 @@ class PymooMOEA(Algorithm):
             algorithm.tell(infills=pop[0] if single else pop)
 
 
-#: options every pymoo adapter reads itself: initial = "uniform" (uniform-precision genomes seed the
-#: first population, see sampling.py) or "random" (pymoo's integer random sampling alone)
-COMMON_OPTIONS = ("initial",)
+#: options every pymoo adapter reads itself: initial = "sensitivity" (the uniform-precision genomes and
+#: the knapsack answers over the sensitivity table seed the first population, see sampling.py),
+#: "uniform" (the uniform-precision genomes alone) or "random" (pymoo's integer random sampling alone);
+#: score = the sensitivity table's score ("accuracy" or "qerror")
+COMMON_OPTIONS = ("initial", "score")
+INITIAL = ("sensitivity", "uniform", "random")
 
 #: pymoo arguments that dse sets itself, with where the user sets them instead
 RESERVED = {"seed": "experiment.seed", "termination": "algorithm.budget", "verbose": "--quiet"}
@@ -162,7 +179,9 @@ def _init_parameters(cls: type) -> set[str]:
 
 
 def _violation(ctx: SearchContext, ev: Evaluation) -> float:
-    return ctx.constraint.violation(ev.metrics) if ev.ok else PENALTY
+    """pymoo's G: a rejected evaluation's is its bound's violation, which is at most the true one and
+    still > 0 (`Constraint.violation_of`): ranked as infeasible by at least that much, not as failed."""
+    return ctx.constraint.violation_of(ev)
 
 
 @ALGORITHMS.register("nsga2")

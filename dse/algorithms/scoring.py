@@ -47,8 +47,9 @@ def cost_metric(ctx: SearchContext, who: str) -> str:
 
 
 def cost_of(ctx: SearchContext, values: Mapping[str, int], cost: str) -> float:
-    """A cost metric straight from the problem: cheap, and no evaluation is spent."""
-    return float(ctx.problem.evaluate(values, [cost])[cost])
+    """A cost metric straight from the problem: cheap, and no evaluation is spent. `values` of the
+    free variables suffice (the space adds the pinned ones)."""
+    return float(ctx.problem.evaluate(ctx.space.complete(values), [cost])[cost])
 
 
 def at_or_above(var: Variable, value: int) -> int:

@@ -1,4 +1,5 @@
-"""`dse bench CONFIG`: what one evaluation costs compared with the float forward pass."""
+"""`dse bench CONFIG`: what one evaluation costs compared with the float forward pass, and what one
+rejected early (constraints.early_reject) costs compared with a full one."""
 
 from __future__ import annotations
 
@@ -29,9 +30,19 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
 
     genomes = setup.space.random(np.random.default_rng(args.seed), args.candidates)
-    result = setup.problem.benchmark([setup.space.decode(g) for g in genomes], args.repeats)
+    limits = setup.constraint.reject_limits(setup.problem, cfg.constraints.early_reject)
+    candidates = [setup.space.decode(g) for g in genomes]
+    if limits:
+        result = setup.problem.benchmark(candidates, args.repeats, reject_worse_than=limits)
+    else:  # a problem's benchmark need not know about rejection
+        result = setup.problem.benchmark(candidates, args.repeats)
     width = max(map(len, result))
     for k, v in result.items():
         print(f"{k:<{width}}  {v:.6g}")
     print(f"evaluation / float forward = {result['ratio_evaluation_to_float']:.3f}")
+    if "ratio_rejected_to_full" in result:
+        print(
+            f"rejected evaluation / full evaluation = {result['ratio_rejected_to_full']:.3f} "
+            f"({result['rejected_candidates']:.0f} of {len(candidates)} candidates rejected early)"
+        )
     return 0

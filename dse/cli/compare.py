@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="overrides compare.seeds")
     add_set_argument(p)
     p.add_argument("--budget", type=int, help="evaluations per run (overrides compare.budget)")
-    p.add_argument("--target", type=float, help="size for evaluations-to-target (default: best found x 1.05)")
+    p.add_argument(
+        "--target",
+        type=float,
+        help="size for evaluations-to-target (default: compare.target of a config, else best found x 1.05)",
+    )
     p.add_argument("--fresh", action="store_true", help="move existing run folders aside and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=main)
@@ -66,7 +70,8 @@ def main(args: argparse.Namespace) -> int:
         result = compare_runs([load_run(p) for p in paths], Path(args.out), target=args.target)
     c = result.comparison
     print(f"compare folder: {result.out_dir}")
-    print(f"reference front: {c.reference_source}; target: {c.size_name} <= {c.target:.6g} ({c.target_rule})")
+    target = f"{c.target_metric} <= {c.target:.6g} ({c.target_rule})"
+    print(f"reference front: {c.reference_source}; target: {target}")
     print(formatted_summary(c.summary()).to_string(index=False))
     for s in result.skipped:
         print(f"skipped {s['algorithm']} seed {s['seed']}: {s['reason']}")

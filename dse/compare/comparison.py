@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dse.compare.target import Target, resolve_target
 from dse.core.errors import DseError
 from dse.core.objectives import Objectives
 from dse.indicators.normalization import REFERENCE_MARGIN, Normalization
 from dse.indicators.quality import (
     best_value,
-    default_target,
     evals_to_target,
     hv_curve,
     hypervolume_of,
@@ -38,6 +38,7 @@ COLUMNS = [
     "hypervolume",
     "igd",
     "evals_to_target",
+    "target",
     "best_feasible_size",
     "wall_seconds",
     "igd_plus",
@@ -70,6 +71,7 @@ class Comparison:
     size_name: str
     target: float
     target_rule: str
+    target_metric: str
     reference_front: np.ndarray  # normalised, minimised
     reference_source: str
     table: pd.DataFrame  # comparison.csv
@@ -90,7 +92,7 @@ class Comparison:
                 "normalised": np.asarray(self.reference_front).tolist(),
                 "points": [dict(zip(self.objectives.names, map(float, row), strict=True)) for row in own],
             },
-            "target": {"metric": self.size_name, "value": _num(self.target), "rule": self.target_rule},
+            "target": {"metric": self.target_metric, "value": _num(self.target), "rule": self.target_rule},
             "runs": [str(r.run_dir) for r in self.runs],
         }
 
@@ -111,7 +113,8 @@ def check_comparable(runs: Sequence[RunData]) -> None:
                 )
 
 
-def compare(runs: Sequence[RunData], target: float | None = None, factor: float = 1.05) -> Comparison:
+def compare(runs: Sequence[RunData], target: Target = None, factor: float = 1.05) -> Comparison:
+    """The comparison table; `target`: a size, a `compare.target` section, or None (best found x factor)."""
     check_comparable(runs)
     runs = list(runs)
     objectives, norm = runs[0].objectives, runs[0].norm
@@ -120,10 +123,7 @@ def compare(runs: Sequence[RunData], target: float | None = None, factor: float 
     fronts = {r.name: scaled_front(r.evaluations, objectives, norm) for r in runs}
     reference, source = _reference_front(runs, fronts)
     bests = {r.name: best_value(r.evaluations, size, sense) for r in runs}
-    if target is None:
-        target, rule = default_target(list(bests.values()), factor), f"best {size} any run found x {factor:g}"
-    else:
-        rule = f"given: {size} <= {target:g}"
+    metric, value, rule = resolve_target(runs, size, list(bests.values()), target, factor)
     rows, curves = [], {}
     for r in runs:
         curves[r.name] = hv_curve(r.evaluations, objectives, norm)
@@ -134,18 +134,19 @@ def compare(runs: Sequence[RunData], target: float | None = None, factor: float 
         n = len(r.evaluations)
         rows.append(
             {
-                "algorithm": r.algorithm,
+                "algorithm": r.label,
                 "seed": r.seed,
                 "evaluations": n,
                 "hypervolume": hypervolume_of(F),
                 "igd": igd(F, reference),
-                "evals_to_target": evals_to_target(r.evaluations, size, target),
+                "evals_to_target": evals_to_target(r.evaluations, metric, value),
+                "target": value,
                 "best_feasible_size": bests[r.name],
                 "wall_seconds": round(wall, 3),
                 "igd_plus": igd_plus(F, reference),
                 "pareto_size": len(F),
                 "feasible_evaluations": sum(e.feasible for e in r.evaluations),
-                "failed_evaluations": sum(not e.ok for e in r.evaluations),
+                "failed_evaluations": sum(e.status == "failed" for e in r.evaluations),
                 "evals_per_second": n / wall if wall > 0 else math.nan,
                 "measured_wall_seconds": measured,
                 "shared_evaluations": len(shared),
@@ -158,8 +159,9 @@ def compare(runs: Sequence[RunData], target: float | None = None, factor: float 
         objectives=objectives,
         norm=norm,
         size_name=size,
-        target=target,
+        target=value,
         target_rule=rule,
+        target_metric=metric,
         reference_front=reference,
         reference_source=source,
         table=pd.DataFrame(rows, columns=COLUMNS),

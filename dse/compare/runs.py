@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.compare.comparison import Comparison, compare
+from dse.compare.target import Target
 from dse.core.config import CompareSection, ExperimentConfig, folder_name
 from dse.core.errors import ConfigError, DseError
 from dse.core.files import write_csv, write_json, write_text
 from dse.core.registry import ALGORITHMS
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
-from dse.run.setup import algorithm_class, build_setup, get_algorithm
+from dse.run.setup import Setup, algorithm_class, build_setup, get_algorithm, pin_note
 from dse.viz.compare_plots import draw_hv_bands, draw_overlay, hv_band_data, overlay_data
 from dse.viz.run_plots import draw_heatmap, draw_parallel, heatmap_data, parallel_data
 
@@ -34,19 +35,28 @@ class CompareResult:
     out_dir: Path
     comparison: Comparison
     skipped: list[dict[str, str]] = field(default_factory=list)
-    setup: object | None = None  # the shared Setup (config mode only)
+    setup: Setup | None = None  # the shared Setup (config mode only)
 
 
 def compare_dir(cfg: ExperimentConfig) -> Path:
     return cfg.output.root / cfg.experiment.name / "compare"
 
 
-def resolve_algorithms(names: Sequence[str]) -> list[str]:
-    """The compare.algorithms list, with 'all' standing for every registered algorithm."""
+def resolve_algorithms(names: Sequence[str], aliases: Mapping[str, str] | None = None) -> list[str]:
+    """The compare.algorithms list, with 'all' standing for every registered algorithm.
+
+    An alias (compare.aliases, e.g. nsga2-uniform: nsga2) is one more name for an algorithm, so that
+    one algorithm runs with two option sets (compare.options is keyed by these names)."""
+    aliases = dict(aliases or {})
+    for alias, target in aliases.items():
+        if alias in ALGORITHMS.names():
+            raise ConfigError(f"compare.aliases.{alias}: already the name of an algorithm")
+        algorithm_class(target, f"compare.aliases.{alias}")
     out: list[str] = []
     for name in names:
         for n in ALGORITHMS.names() if name == "all" else [name]:
-            algorithm_class(n, "compare.algorithms")  # a known name, or an import path to an Algorithm
+            if n not in aliases:  # a known name, or an import path to an Algorithm
+                algorithm_class(n, "compare.algorithms")
             if n not in out:
                 out.append(n)
     if not out:
@@ -62,10 +72,12 @@ def run_config(
     progress: bool = True,
     target: float | None = None,
     log: Callable[[str], None] | None = None,
+    setup: Setup | None = None,
 ) -> CompareResult:
-    """Every algorithm x seed of `cfg.compare` on one shared setup; then the comparison outputs."""
+    """Every algorithm x seed of `cfg.compare` on one shared setup (`setup`, else built here); then
+    the comparison outputs. `target` (a size) replaces compare.target."""
     log = log or (lambda m: print(m, file=sys.stderr))
-    algorithms = resolve_algorithms(cfg.compare.algorithms)
+    algorithms = resolve_algorithms(cfg.compare.algorithms, cfg.compare.aliases)
     seeds = list(dict.fromkeys(cfg.compare.seeds))
     if not seeds:
         raise ConfigError("compare.seeds: give at least one seed")
@@ -90,12 +102,15 @@ def run_config(
         raise DseError(f"no run can start: {skipped[0]['reason']}")
     for s in skipped:
         log(f"skipped {s['algorithm']} seed {s['seed']}: {s['reason']}")
-    setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
+    if setup is None:
+        setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
+        if note := pin_note(setup.space):
+            log(note)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "config.yaml", cfg.to_yaml())
     run_dirs = []
     for cfg_i in planned:
-        algorithm, seed = cfg_i.algorithm.name, cfg_i.experiment.seed
+        algorithm, seed = cfg_i.algorithm.label or cfg_i.algorithm.name, cfg_i.experiment.seed
         try:
             result = run_experiment(cfg_i, fresh=fresh, progress=progress, setup=setup)
         except DseError as e:  # e.g. an algorithm that cannot handle this problem: skip, say why
@@ -111,22 +126,24 @@ def run_config(
     if not run_dirs:
         raise DseError(f"no run finished: {skipped[0]['reason']}" if skipped else "no run to compare")
     runs = [load_run(d) for d in run_dirs]
+    target = cfg.compare.target if target is None else target
     result = compare_runs(runs, out_dir, target=target, skipped=skipped, config_text=cfg.to_yaml())
     result.setup = setup
     return result
 
 
-def _run_config(
-    cfg: ExperimentConfig, algorithm: str, seed: int, budget: int, run_dir: Path
-) -> ExperimentConfig:
-    """One run of a comparison: the shared config with its algorithm, seed, budget and folder."""
-    options = cfg.compare.options.get(algorithm) or (
-        cfg.algorithm.options if algorithm == cfg.algorithm.name else {}
+def _run_config(cfg: ExperimentConfig, name: str, seed: int, budget: int, run_dir: Path) -> ExperimentConfig:
+    """One run of a comparison: the shared config with its algorithm (`name` or what the alias `name`
+    stands for, labelled `name`), seed, budget and folder."""
+    algorithm = cfg.compare.aliases.get(name, name)
+    options = cfg.compare.options.get(name) or (
+        cfg.algorithm.options if name == algorithm == cfg.algorithm.name else {}
     )
+    label = name if name != algorithm else None
     return cfg.model_copy(
         update={
             "algorithm": cfg.algorithm.model_copy(
-                update={"name": algorithm, "budget": budget, "options": options}
+                update={"name": algorithm, "budget": budget, "options": options, "label": label}
             ),
             "experiment": cfg.experiment.model_copy(update={"seed": seed}),
             "output": cfg.output.model_copy(update={"dir": run_dir}),
@@ -140,7 +157,7 @@ def compare_runs(
     runs: Sequence[RunData],
     out_dir: Path,
     *,
-    target: float | None = None,
+    target: Target = None,
     skipped: list[dict[str, str]] | None = None,
     config_text: str | None = None,
 ) -> CompareResult:
@@ -169,7 +186,7 @@ def write_compare_plots(comparison: Comparison, out_dir: Path) -> list[Path]:
     draw_overlay(overlay_data(runs), out_dir / "fronts.png", f"{exp} · fronts of {len(runs)} runs")
     curves: dict[str, list] = {}
     for r in runs:
-        curves.setdefault(r.algorithm, []).append(comparison.curves[r.name])
+        curves.setdefault(r.label, []).append(comparison.curves[r.name])
     draw_hv_bands(hv_band_data(curves), out_dir / "hv_curve.png", f"{exp} · hypervolume vs evaluations")
     best = best_run(comparison)
     title = f"best run by hypervolume: {best.name}"

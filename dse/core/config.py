@@ -45,6 +45,12 @@ class ConstraintsSection(Section):
     max_drop: float | None = Field(None, ge=0)
     min_accuracy: float | None = Field(None, ge=0, le=100)
     max_accuracy_drop: float | None = Field(None, ge=0, le=100)
+    early_reject: bool = Field(
+        True,
+        description="stop an evaluation as soon as the metric is proven to miss the limit (where the "
+        "problem can, e.g. accuracy: wrong predictions past what the limit allows); the feasibility "
+        "is exactly that of a full evaluation, the metric is left unknown",
+    )
 
     @model_validator(mode="after")
     def _accuracy_names(self) -> ConstraintsSection:
@@ -70,6 +76,7 @@ class AlgorithmSection(Section):
     budget: int = Field(300, ge=1, description="distinct evaluations the search may spend")
     pop_size: int = Field(40, ge=2)
     options: dict[str, Any] = Field(default_factory=dict, description="passed to the algorithm as is")
+    label: str | None = Field(None, description="the run's name in comparisons (a compare alias)")
 
 
 class OutputSection(Section):
@@ -79,12 +86,37 @@ class OutputSection(Section):
     eval_timeout: float | None = Field(None, gt=0, description="seconds before an evaluation is failed")
 
 
+class TargetSection(Section):
+    """The size evaluations-to-target counts to (`dse.compare.target`)."""
+
+    metric: str | None = Field(None, description="default: the size objective")
+    value: float | None = Field(None, description="in the metric's unit; or:")
+    fraction: float | None = Field(None, gt=0, description="of the size baseline `of` (summary.json sizes)")
+    of: str = "8-bit"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TargetSection:
+        if (self.value is None) == (self.fraction is None):
+            raise ValueError("give exactly one of value and fraction")
+        return self
+
+
 class CompareSection(Section):
     algorithms: list[str] = Field(default_factory=lambda: ["nsga2", "random"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     budget: int | None = Field(None, ge=1)
-    options: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="algorithm name -> its algorithm.options in this comparison"
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> algorithm.options")
+    aliases: dict[str, str] = Field(default_factory=dict, description="name in algorithms -> the algorithm")
+    target: TargetSection | None = Field(None, description="default: the best size any run found x 1.05")
+
+
+class SearchSpaceSection(Section):
+    """What every problem's search space offers; a problem extends it with how its variables are chosen."""
+
+    pin_cost_free: bool = Field(
+        True,
+        description="hold each variable that changes no cost metric among the objectives and the "
+        "constraint at its highest choice (lowering it could only lose quality)",
     )
 
 
@@ -95,6 +127,7 @@ class ExperimentConfig(Section):
     algorithm: AlgorithmSection = Field(default_factory=AlgorithmSection)
     output: OutputSection = Field(default_factory=OutputSection)
     compare: CompareSection = Field(default_factory=CompareSection)
+    search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
 
     @field_validator("objectives")
     @classmethod

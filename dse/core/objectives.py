@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from dse.core.problem import Problem, Sense
 
 #: Objective value given to failed evaluations: far worse than any real one, yet finite for the sorters.
 PENALTY = 1e30
+#: How far past its threshold a metric may be and still meet the constraint (float noise).
+TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,16 @@ class Objectives:
         return np.array([1.0 if s == "min" else -1.0 for s in self.senses])
 
     def minimised(self, ev: Evaluation) -> np.ndarray:
-        """The evaluation's objectives, negated where maximised; the penalty where it failed."""
+        """The evaluation's objectives, negated where maximised; the penalty where it failed.
+
+        A rejected evaluation (stopped early, infeasible) shows a rejected metric at its bound, the best
+        it could have reached: an optimistic yet finite value; what it did not compute gets the penalty.
+        Algorithms rank infeasible points by their constraint violation first anyway (`violation_of`).
+        """
+        if ev.rejected:
+            known = {**ev.metrics, **ev.bounds}
+            row = np.array([known.get(n, math.nan) for n in self.names]) * self.signs
+            return np.where(np.isfinite(row), row, PENALTY)
         if not ev.ok:
             return np.full(len(self.names), PENALTY)
         return np.array([ev.metrics[n] for n in self.names]) * self.signs
@@ -105,7 +117,41 @@ class Constraint:
         return self.threshold - value if self.sense == "max" else value - self.threshold
 
     def feasible(self, metrics: dict[str, float]) -> bool:
-        return self.violation(metrics) <= 1e-9
+        return self.violation(metrics) <= TOLERANCE
+
+    def violation_of(self, ev: Evaluation) -> float:
+        """The violation an algorithm sees: a rejected evaluation's is that of its bound, a lower
+        bound of the true violation (so still > 0: infeasible, and by at least that much); a failed
+        one gets the penalty."""
+        if ev.ok:
+            return self.violation(ev.metrics)
+        if ev.rejected and self.metric in ev.bounds:
+            return self.violation({self.metric: ev.bounds[self.metric]})
+        return PENALTY
+
+    @property
+    def worst_feasible(self) -> float | None:
+        """The worst value of the metric that still meets the constraint, exactly as `feasible` decides
+        in floating point (the threshold loosened by TOLERANCE, to the last bit): a value is infeasible
+        if and only if it is strictly worse than this one. None without a threshold."""
+        if self.threshold is None or not math.isfinite(self.threshold):
+            return None
+        better, worse_ = (math.inf, -math.inf) if self.sense == "max" else (-math.inf, math.inf)
+        value = self.threshold - TOLERANCE if self.sense == "max" else self.threshold + TOLERANCE
+        while not self.feasible({self.metric: value}):
+            value = math.nextafter(value, better)
+        while self.feasible({self.metric: math.nextafter(value, worse_)}):
+            value = math.nextafter(value, worse_)
+        return value
+
+    def reject_limits(self, problem: Problem | type[Problem], early_reject: bool = True) -> dict[str, float]:
+        """{metric: worst feasible value}: what an evaluation may stop early on (`Problem.evaluate`'s
+        `reject_worse_than`); empty where rejection is off, there is no threshold or the problem
+        cannot reject its metric early."""
+        limit = self.worst_feasible
+        if not early_reject or limit is None or self.metric not in problem.EARLY_REJECT:
+            return {}
+        return {self.metric: limit}
 
     def describe(self) -> str:
         """'accuracy >= 97.60', or 'none'."""

@@ -23,6 +23,27 @@ if TYPE_CHECKING:
 Sense = Literal["min", "max"]
 
 
+class Rejected(Exception):  # noqa: N818 - an outcome, not an error
+    """Raised by `Problem.evaluate` given `reject_worse_than`: `metric` is proven worse than its limit.
+
+    `bound` is what the metric could at best still have reached (for a maximised metric, an upper
+    bound of its value), itself worse than the limit; `metrics` holds what was computed anyway
+    (e.g. the cost metrics); `detail` says how far the evaluation got ("64 of 629 samples").
+    """
+
+    def __init__(
+        self, metric: str, bound: float, metrics: dict[str, float] | None = None, detail: str = ""
+    ) -> None:
+        super().__init__(f"{metric} at best {bound:.6g}" + (f" ({detail})" if detail else ""))
+        self.metric, self.bound, self.detail = metric, float(bound), detail
+        self.metrics = dict(metrics or {})
+
+
+def worse(sense: Sense, value: float, limit: float) -> bool:
+    """Whether `value` is strictly worse than `limit` for a metric of this sense."""
+    return value < limit if sense == "max" else value > limit
+
+
 @dataclass(frozen=True)
 class Variable:
     """One searched integer. Its choices are ordered from the cheapest, least accurate to the
@@ -52,6 +73,10 @@ class Problem(ABC):
     #: metrics that are sizes, with their unit: "bits" or "bytes" (shown as KiB/MiB) or a count such
     #: as "weights" (shown as a number); `dse.results.sizes` formats them with compression ratios.
     SIZE_METRICS: ClassVar[dict[str, str]] = {}
+    #: metrics whose evaluation can stop early once they are proven worse than a limit (exact early
+    #: rejection: `evaluate(..., reject_worse_than=...)` raises `Rejected`); `_evaluate` then takes
+    #: `reject_worse_than` as a keyword. Empty: the problem always computes everything.
+    EARLY_REJECT: ClassVar[frozenset[str]] = frozenset()
 
     variables: list[Variable]
 
@@ -79,11 +104,19 @@ class Problem(ABC):
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(
-        self, values: Mapping[str, int], metrics: Sequence[str] | None = None, *, within_space: bool = True
+        self,
+        values: Mapping[str, int],
+        metrics: Sequence[str] | None = None,
+        *,
+        within_space: bool = True,
+        reject_worse_than: Mapping[str, float] | None = None,
     ) -> dict[str, float]:
         """Compute `metrics` (default: all) for one configuration given as {variable: value}.
 
         `within_space=False` admits values outside the choices (reference points such as uniform 16 bits).
+        `reject_worse_than` ({metric: limit}): where the problem can (`EARLY_REJECT`), it may stop as
+        soon as the metric is proven strictly worse than its limit and raise `Rejected`; otherwise the
+        metrics are exactly those of a full evaluation. Limits of other metrics are ignored.
         """
         names = [v.name for v in self.variables]
         missing = [n for n in names if n not in values]
@@ -96,7 +129,20 @@ class Problem(ABC):
         unknown = [m for m in wanted if m not in self.METRICS]
         if unknown:
             raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(self.METRICS)}")
-        return self._evaluate({n: int(values[n]) for n in names}, wanted)
+        chosen = {n: int(values[n]) for n in names}
+        limits = {m: float(v) for m, v in (reject_worse_than or {}).items() if m in self.EARLY_REJECT}
+        limits = {m: v for m, v in limits.items() if m in wanted}
+        if not limits:
+            return self._evaluate(chosen, wanted)
+        try:
+            return self._evaluate(chosen, wanted, reject_worse_than=limits)  # type: ignore[call-arg]
+        except Rejected as r:  # a problem may only reject what it has proven
+            if r.metric not in limits or not worse(self.METRICS[r.metric], r.bound, limits[r.metric]):
+                raise RuntimeError(
+                    f"{type(self).__name__} rejected {r.metric} at bound {r.bound!r}, which is not "
+                    f"worse than its limit {limits.get(r.metric)!r}"
+                ) from None
+            raise
 
     def evaluate_many(
         self,
@@ -111,8 +157,14 @@ class Problem(ABC):
     @abstractmethod
     def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]: ...
 
-    def benchmark(self, candidates: list[dict[str, int]], repeats: int = 3) -> dict[str, float]:
-        """Seconds of one evaluation against the problem's own unit of work, side by side (`dse bench`)."""
+    def benchmark(
+        self,
+        candidates: list[dict[str, int]],
+        repeats: int = 3,
+        reject_worse_than: Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Seconds of one evaluation against the problem's own unit of work, side by side (`dse bench`);
+        with `reject_worse_than`, also what an early-rejected evaluation costs beside a full one."""
         raise DseError(f"{type(self).__name__} has no benchmark")
 
     def reference(self) -> dict[str, float]:

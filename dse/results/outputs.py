@@ -43,7 +43,7 @@ def write_run_outputs(
 ) -> dict[str, Any]:
     setup, cfg, run_dir = info.setup, info.cfg, info.run_dir
     objectives = setup.objectives
-    names = setup.space.names
+    names = setup.space.all_names  # a column for every variable, pinned ones at their value
     metrics = _metric_names(evals, references)
     front = pareto_front(evals, objectives)
 
@@ -63,12 +63,17 @@ def write_run_outputs(
         "experiment": cfg.experiment.name,
         "problem": cfg.experiment.problem,
         "algorithm": cfg.algorithm.name,
+        **({"label": cfg.algorithm.label} if cfg.algorithm.label else {}),
         "seed": cfg.experiment.seed,
         "budget": cfg.algorithm.budget,
         "evaluations": len(evals),
-        "failed_evaluations": sum(not e.ok for e in evals),
+        "failed_evaluations": sum(e.status == "failed" for e in evals),
+        # stopped early, proven to miss the constraint (constraints.early_reject): infeasible, metric unknown
+        "rejected_evaluations": sum(e.rejected for e in evals),
         "feasible_evaluations": sum(e.feasible for e in evals),
         "replayed_from_journal": info.replayed,
+        # the sensitivity table's share of the budget (ilp, greedy, bisection, seeded MOEAs)
+        "sensitivity_evaluations": sum(e.label == "sensitivity" for e in evals),
         "baseline": baseline,
         "sizes": {m: info.to_json() for m, info in problem_sizes(setup.problem).items()},
         "constraint": setup.constraint.to_json(),
@@ -79,6 +84,7 @@ def write_run_outputs(
         "reference_point": setup.norm.reference_point(),
         "normalization": setup.norm.to_json(),
         "variables": len(names),
+        "pinned": setup.space.pinned,  # variables held at one value (search_space.pin_cost_free)
         "space_size": setup.space.size(),
         "wall_seconds": round(info.wall_seconds, 3),
         "evaluation_seconds": round(sum(e.seconds for e in evals), 3),
@@ -99,8 +105,9 @@ def reference_points(references: Sequence[Evaluation], labels: Sequence[str]) ->
 
 
 def _metric_names(*groups: Sequence[Evaluation]) -> list[str]:
+    """Every metric, in the order the problem gives them: successful evaluations first (a rejected or
+    failed one lists its metrics in another order), so the columns do not depend on which came first."""
     seen: dict[str, None] = {}
-    for group in groups:
-        for e in group:
-            seen.update(dict.fromkeys(e.metrics))
+    for e in sorted((e for group in groups for e in group), key=lambda e: not e.ok):  # stable
+        seen.update(dict.fromkeys(e.metrics))
     return list(seen)

@@ -47,6 +47,11 @@ class RunData:
         return str(self.summary["algorithm"])
 
     @property
+    def label(self) -> str:
+        """The run's name in comparisons: its compare alias (e.g. nsga2-uniform), else its algorithm."""
+        return str(self.summary.get("label") or self.summary["algorithm"])
+
+    @property
     def seed(self) -> int:
         return int(self.summary["seed"])
 

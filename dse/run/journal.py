@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.core.errors import DseError
-from dse.core.evaluation import Evaluation
+from dse.core.evaluation import Evaluation, latest
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -140,11 +140,12 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
 
 
 def load_evaluations(run_dir: Path) -> list[Evaluation]:
-    """Evaluations of a finished or interrupted run, for commands that read runs (plot, compare, ...)."""
+    """Evaluations of a finished or interrupted run, for commands that read runs (plot, compare, ...);
+    a superseded record (rejected, then evaluated exactly) is left out."""
     path = Path(run_dir) / JOURNAL_NAME
     if not path.is_file():
         raise DseError(f"{path}: not found (is {run_dir} a run folder?)")
     try:
-        return [Evaluation.from_json(e) for e in read_events(path) if e.get("event") == "eval"]
+        return latest(Evaluation.from_json(e) for e in read_events(path) if e.get("event") == "eval")
     except (KeyError, TypeError) as e:
         raise DseError(f"{path}: an evaluation record is malformed ({e})") from None

@@ -19,6 +19,11 @@ from dse.core.files import write_text
 RESUMABLE_FIELDS = ("algorithm.budget", "output.plots", "output.root", "output.dir")
 
 
+def _resumable(key: str) -> bool:
+    """A field a resumed run may change: RESUMABLE_FIELDS, and the compare section (not part of a run)."""
+    return key in RESUMABLE_FIELDS or key.startswith("compare.")
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -42,7 +47,7 @@ def check_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
                 f"{saved}: cannot read the saved config ({e}); use --fresh to start over"
             ) from None
         a, b = _flatten(old.model_dump(mode="json")), _flatten(cfg.model_dump(mode="json"))
-        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS]
+        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and not _resumable(k)]
         if diff:
             shown = ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in diff[:4])
             more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""

@@ -14,13 +14,13 @@ from tqdm import tqdm
 from dse.algorithms.base import SearchContext
 from dse.core.config import ExperimentConfig
 from dse.core.errors import DseError
-from dse.core.evaluation import Evaluation
+from dse.core.evaluation import Evaluation, latest
 from dse.results.outputs import ALL_HIGH, RunInfo, write_run_outputs
 from dse.results.rundata import load_run
 from dse.run.evaluator import Evaluator
 from dse.run.journal import JOURNAL_NAME, Journal
 from dse.run.rundir import check_run_dir, move_aside, open_run_dir, roll_back, topmost_missing
-from dse.run.setup import Setup, build_setup, get_algorithm
+from dse.run.setup import Setup, build_setup, get_algorithm, pin_note
 from dse.viz.run_plots import write_run_plots
 
 
@@ -43,7 +43,11 @@ def run_experiment(
     start = time.perf_counter()
     algorithm = get_algorithm(cfg)  # fail on a bad name/options before any expensive work
     run_dir = check_run_dir(cfg, fresh)
-    setup = setup or build_setup(cfg, progress)
+    if setup is None:  # a comparison builds its setup, and says what it pinned, once
+        setup = build_setup(cfg, progress)
+        note = pin_note(setup.space)
+        if note and progress:
+            print(note, file=sys.stderr)
     journal = Journal(run_dir / JOURNAL_NAME, defer=True, read=not fresh)
     bar = tqdm(
         total=cfg.algorithm.budget,
@@ -62,6 +66,8 @@ def run_experiment(
         timeout=cfg.output.eval_timeout,
         on_result=_progress_callback(bar, setup),
         memo=setup.memo,
+        # an algorithm that reads the scores of infeasible configurations gets full evaluations only
+        early_reject=cfg.constraints.early_reject and not algorithm.exact_scores,
     )
     try:
         _references(evaluator, setup)  # may refuse the run: before the run folder exists
@@ -119,8 +125,9 @@ def _write_outputs(
     info: RunInfo, journal: Journal, status: str, error: str
 ) -> tuple[list[Evaluation], dict[str, Any]]:
     """Derive every output from the journal (the record), saying in the summary how the run ended."""
-    evals = sorted((e for e in journal.evaluations() if e.kind == "search"), key=lambda e: e.eval_id)
-    refs = sorted((e for e in journal.evaluations() if e.kind == "reference"), key=lambda e: e.eval_id)
+    records = latest(journal.evaluations())  # a rejected record later evaluated exactly: the exact one
+    evals = sorted((e for e in records if e.kind == "search"), key=lambda e: e.eval_id)
+    refs = sorted((e for e in records if e.kind == "reference"), key=lambda e: e.eval_id)
     info.status, info.error = status, error
     summary = write_run_outputs(info, evals, refs)
     if info.cfg.output.plots:

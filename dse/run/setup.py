@@ -13,7 +13,7 @@ from dse.core.evaluation import Evaluation
 from dse.core.objectives import Constraint, Objectives
 from dse.core.problem import Problem
 from dse.core.registry import ALGORITHMS, PROBLEMS
-from dse.core.space import SearchSpace
+from dse.core.space import SearchSpace, cost_free
 from dse.indicators.normalization import Normalization, normalization_for
 
 
@@ -35,11 +35,51 @@ def build_setup(cfg: ExperimentConfig, progress: bool = True) -> Setup:
     problem_cls = PROBLEMS.problem_class(cfg.experiment.problem)
     problem_cls.check_config(cfg)  # cheap checks first: nothing built, trained or written
     problem = problem_cls.from_config(cfg, progress=progress)
-    space = SearchSpace(problem.variables)
     objectives = Objectives.of(problem, cfg.objectives)
     constraint = Constraint.of(cfg.constraints, problem)
+    pinned = pin_cost_free(problem, objectives, constraint) if cfg.search_space.pin_cost_free else {}
+    space = SearchSpace(problem.variables, pinned)
     return Setup(
         cfg, problem, space, objectives, constraint, normalization_for(problem, space, objectives, constraint)
+    )
+
+
+def cost_metrics(problem: Problem, objectives: Objectives, constraint: Constraint) -> list[str]:
+    """The cost metrics a run trades against quality: cost objectives and a constrained cost."""
+    wanted = [*objectives.names, *constraint.metrics]
+    return [m for m in dict.fromkeys(wanted) if m in problem.COST_METRICS]
+
+
+def pin_cost_free(problem: Problem, objectives: Objectives, constraint: Constraint) -> dict[str, int]:
+    """{name: highest choice} of each variable that changes no cost metric of the run.
+
+    By the contract's ordering, lowering such a variable can only lose quality, so searching it
+    wastes evaluations. Nothing is pinned where the run has no cost metric. A run whose every
+    variable is cost-free has nothing to trade: refused, naming both ways out.
+    """
+    costs = cost_metrics(problem, objectives, constraint)
+    if not costs:
+        return {}
+    free = set(cost_free(problem, costs))
+    if len(free) == len(problem.variables):
+        raise ConfigError(
+            f"search_space: no searched variable changes {', '.join(costs)}, so the search has nothing "
+            "to trade; add a cost objective they change or set search_space.pin_cost_free: false"
+        )
+    return {v.name: v.choices[-1] for v in problem.variables if v.name in free}
+
+
+def pin_note(space: SearchSpace, shown: int = 4) -> str | None:
+    """The one line a run starts with where variables are pinned (None where none is)."""
+    if not space.pinned:
+        return None
+    names = list(space.pinned)
+    listed = ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+    n = len(names)
+    return (
+        f"pinned {n} variable{'s' * (n != 1)} that change{'s' * (n == 1)} no cost objective at "
+        f"{'their' if n != 1 else 'its'} highest choice: {listed} "
+        "(search_space.pin_cost_free: false keeps them searched)"
     )
 
 

@@ -35,7 +35,7 @@ def overlay_data(runs: Sequence[RunData]) -> OverlayData:
     x, y = runs[0].axes
     fronts: dict[str, list[list[tuple[float, float]]]] = {}
     for r in runs:
-        fronts.setdefault(r.algorithm, []).append(sorted((e.metrics[x], e.metrics[y]) for e in r.front))
+        fronts.setdefault(r.label, []).append(sorted((e.metrics[x], e.metrics[y]) for e in r.front))
     references = labelled_points(runs[0].reference_points, x, y)
     return OverlayData(
         x, y, fronts, references, runs[0].baseline.get(y), runs[0].threshold, runs[0].sizes.get(x)

@@ -29,6 +29,7 @@ class FrontPlotData:
     baseline_y: float | None = None
     threshold_y: float | None = None
     x_size: SizeInfo | None = None  # where x is a size metric: ticks in KiB/MiB, compression on top
+    rejected: int = 0  # evaluations stopped early (infeasible, y unknown): counted, not drawn
 
 
 def labelled_points(evals: Sequence[Evaluation], x: str, y: str) -> list[tuple[float, float, str]]:
@@ -39,7 +40,8 @@ def labelled_points(evals: Sequence[Evaluation], x: str, y: str) -> list[tuple[f
 
 
 def front_plot_data(run: RunData) -> FrontPlotData:
-    """A run's evaluations, front and reference points on its axes (`RunData.axes`)."""
+    """A run's evaluations, front and reference points on its axes (`RunData.axes`). Failed and
+    rejected evaluations have no y to draw them at; rejected ones are counted in the legend."""
     x, y = run.axes
     ok = [e for e in run.evaluations if e.ok and x in e.metrics and y in e.metrics]
     return FrontPlotData(
@@ -51,6 +53,7 @@ def front_plot_data(run: RunData) -> FrontPlotData:
         baseline_y=run.baseline.get(y),
         threshold_y=run.threshold,
         x_size=run.sizes.get(x),
+        rejected=sum(e.rejected for e in run.evaluations),
     )
 
 
@@ -72,6 +75,8 @@ def draw_front(data: FrontPlotData, path: Path, title: str = "") -> None:
         ax.axhline(data.baseline_y, ls="--", c="k", lw=0.8, label=f"float ({data.baseline_y:.2f})")
     if data.threshold_y is not None:
         ax.axhline(data.threshold_y, ls=":", c="tab:orange", lw=0.8, label="constraint")
+    if data.rejected:  # no y to draw them at: a legend line says how many
+        ax.plot([], [], ls="", label=f"{data.rejected} rejected early (infeasible, not drawn)")
     ys = [b for _, b, _ in data.all_points] + [b for _, b, _ in data.references]
     if data.threshold_y is not None and ys:  # keep the interesting band readable
         lo = min(data.threshold_y - 5, min(b for _, b in data.front) if data.front else data.threshold_y)

@@ -73,7 +73,7 @@ def _run_body(run: RunData) -> tuple[str, str]:
     s = run.summary
     keys = [
         "experiment", "problem", "algorithm", "seed", "status", "budget", "evaluations",
-        "failed_evaluations", "feasible_evaluations", "baseline", "constraint",
+        "failed_evaluations", "rejected_evaluations", "feasible_evaluations", "baseline", "constraint",
         "pareto_size", "hypervolume", "space_size", "wall_seconds", "evaluation_seconds",
     ]  # fmt: skip
     facts = pd.DataFrame(

@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from dse.core.errors import DseError
-from dse.core.problem import Variable
+from dse.core.problem import Rejected, Variable
 from problems.pruning.config import PRUNING_METRICS, PruningConfig
 from problems.pruning.prune import MagnitudePruner, prunable_layers
+from problems.quantization.evaluation import split_batches, top1
 from problems.quantization.setup import ZooModelProblem
 from problems.quantization.zoo.data import Splits
 
@@ -42,6 +43,7 @@ PREFIX = "keep:"
 class LayerwisePruningProblem(ZooModelProblem):
     METRICS: ClassVar[dict[str, Any]] = dict(PRUNING_METRICS)
     COST_METRICS = frozenset({"nonzero_weights", "sparsity"})
+    EARLY_REJECT = frozenset({"accuracy"})  # the quantization problem's exact early rejection
 
     def __init__(
         self, model: nn.Module, splits: Splits, cfg: PruningConfig, baseline: dict[str, float]
@@ -90,6 +92,7 @@ class LayerwisePruningProblem(ZooModelProblem):
     def fingerprint(self) -> dict[str, Any]:
         c = self.cfg.model_dump(mode="json")
         keep = ("model", "data", "training", "pruning", "constraints", "objectives")
+        c["constraints"].pop("early_reject", None)  # the same feasibility and front either way
         return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
 
     def layer_keeps(self, values: Mapping[str, int]) -> dict[str, int]:
@@ -100,7 +103,9 @@ class LayerwisePruningProblem(ZooModelProblem):
                 keeps[layer] = int(values[v.name])
         return keeps
 
-    def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
+    def _evaluate(
+        self, values: dict[str, int], metrics: list[str], reject_worse_than: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         keeps = self.layer_keeps(values)
         bad = [k for k in keeps.values() if not 1 <= k <= 100]
         if bad:
@@ -108,7 +113,11 @@ class LayerwisePruningProblem(ZooModelProblem):
         out = {m: v for m, v in self.pruner.counts(keeps).items() if m in metrics}
         if "accuracy" in metrics:
             self.pruner.apply(keeps)
-            out["accuracy"] = self.accuracy("val")
+            try:
+                out["accuracy"] = self.accuracy("val", (reject_worse_than or {}).get("accuracy"))
+            except Rejected as r:
+                r.metrics.update(out)  # the counts, computed anyway
+                raise
         return out
 
     def evaluate_held_out(self, values: dict[str, int]) -> dict[str, float]:
@@ -117,18 +126,17 @@ class LayerwisePruningProblem(ZooModelProblem):
         return {"test_accuracy": self.accuracy("test")}
 
     @torch.inference_mode()
-    def accuracy(self, split: str = "val") -> float:
-        """Top-1 accuracy (%) of the model as pruned now, on batches cut once per split; the float
-        baseline's formula (100 * correct / n), so keep-100% reproduces the baseline exactly."""
+    def accuracy(self, split: str = "val", worse_than: float | None = None) -> float:
+        """Top-1 accuracy (%) of the model as pruned now, on batches cut once per split as the
+        quantization problem cuts them (growing from data.first_batch_size); the float baseline's
+        formula (100 * correct / n), so keep-100% reproduces the baseline. With `worse_than`:
+        `Rejected` as soon as the wrong predictions prove it below (exact early rejection)."""
         if split not in self._batches:
-            data, bs = getattr(self.splits, split), self.batch_size
-            self._batches[split] = [
-                (data.x[i : i + bs], data.y[i : i + bs]) for i in range(0, len(data.y), bs)
-            ]
-        batches = self._batches[split]
-        n = sum(len(y) for _, y in batches)
-        correct = sum(int((self.model(x).argmax(1) == y).sum()) for x, y in batches)
-        return 100.0 * correct / n if n else 0.0
+            data = self.cfg.data
+            self._batches[split] = split_batches(
+                getattr(self.splits, split), data.first_batch_size, data.batch_size
+            )
+        return top1(self.model, self._batches[split], worse_than)
 
 
 def _selected(name: str, include: str | None, exclude: str | None) -> bool:

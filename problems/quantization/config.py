@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dse.core.config import ExperimentConfig, Section
+from dse.core.config import SearchSpaceSection as BaseSearchSpaceSection
 
 
 def check_regex(rx: str | None, where: str = "") -> str | None:
@@ -38,6 +39,12 @@ class DataSection(Section):
     calib_samples: int = Field(128, ge=1, description="taken from the training part, disjoint from train")
     min_calib_samples: int = Field(16, ge=1)
     batch_size: int = Field(512, ge=1, description="evaluation batch size")
+    first_batch_size: int = Field(
+        64,
+        ge=1,
+        description="a candidate's validation (and test) batches start at this size and double up to "
+        "batch_size: early rejection (constraints.early_reject) can stop after a small first batch",
+    )
 
     @model_validator(mode="after")
     def _fractions(self) -> DataSection:
@@ -150,7 +157,7 @@ class BitsSpec(Section):
         return list(range(lo, hi + 1))
 
 
-class SearchSpaceSection(Section):
+class SearchSpaceSection(BaseSearchSpaceSection):
     weights: BitsSpec | None = Field(default_factory=lambda: BitsSpec(choices=[2, 3, 4, 5, 6, 8]))
     activations: BitsSpec | None = None
     ties: dict[str, str] = Field(

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from dse.core.errors import DseError
-from dse.core.problem import Variable
+from dse.core.problem import Rejected, Variable
 from problems.quantization.bench import benchmark
 from problems.quantization.config import BitsSpec, QuantizationConfig
 from problems.quantization.evaluation import ModelEvaluator
@@ -37,6 +37,8 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
         "qerror": "min",
     }
     COST_METRICS = frozenset({"total_bits", "weight_bits", "bops"})
+    #: accuracy stops once its wrong predictions exceed what the limit allows (evaluation.top1)
+    EARLY_REJECT = frozenset({"accuracy"})
     #: weight_bits is storage; total_bits sums bit widths and bops is compute, neither is a size
     SIZE_METRICS: ClassVar[dict[str, str]] = {"weight_bits": "bits"}
 
@@ -98,7 +100,7 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
             (calib[i : i + bs] for i in range(0, len(calib), bs)), min_samples=cfg.data.min_calib_samples
         )
         stats = qmodel.layer_stats(calib[:1])
-        engine = ModelEvaluator(qmodel, splits, bs)
+        engine = ModelEvaluator(qmodel, splits, bs, cfg.data.first_batch_size)
         return cls(qmodel, engine, cfg, baseline, stats, model)
 
     # -- the problem protocol -------------------------------------------------------------------
@@ -165,6 +167,8 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
 
     def fingerprint(self) -> dict[str, Any]:
         c = self.cfg.model_dump(mode="json")
+        c["search_space"].pop("pin_cost_free", None)  # how a run searches, not what the problem is
+        c["constraints"].pop("early_reject", None)  # the same feasibility and front either way
         keep = ("model", "data", "training", "quantization", "search_space", "constraints", "objectives")
         return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
 
@@ -176,14 +180,21 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
                 bits[unit] = int(value)
         return bits
 
-    def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
+    def _evaluate(
+        self, values: dict[str, int], metrics: list[str], reject_worse_than: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         bits = self.unit_bits(values)
         out = self.costs(bits, values)
         wanted = {m: out[m] for m in metrics if m in out}
         if "accuracy" in metrics or "qerror" in metrics:
             self.apply(bits)
-            if "accuracy" in metrics:
-                wanted["accuracy"] = self.engine.accuracy()
+            if "accuracy" in metrics:  # first: a rejection skips qerror's pass
+                limit = (reject_worse_than or {}).get("accuracy")
+                try:
+                    wanted["accuracy"] = self.engine.accuracy(worse_than=limit)
+                except Rejected as r:
+                    r.metrics.update(wanted)  # the costs, computed anyway
+                    raise
             if "qerror" in metrics:
                 wanted["qerror"] = self.engine.qerror()
         return wanted
@@ -214,10 +225,18 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
         total = sum(bits[u] for v in values for u in self._members[v])
         return {"total_bits": float(total), "weight_bits": weight_bits, "bops": bops}
 
-    def benchmark(self, candidates: list[dict[str, int]], repeats: int = 3) -> dict[str, float]:
-        """Float forward vs. one candidate evaluation, interleaved on the same batches and threads."""
+    def benchmark(
+        self,
+        candidates: list[dict[str, int]],
+        repeats: int = 3,
+        reject_worse_than: Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Float forward vs. one candidate evaluation (and vs. one rejected early, given a limit),
+        interleaved on the same batches and threads."""
         metrics = ["accuracy", *sorted(self.COST_METRICS)]
-        return benchmark(self.evaluate, self.engine, self.float_model, metrics, candidates, repeats)
+        return benchmark(
+            self.evaluate, self.engine, self.float_model, metrics, candidates, repeats, reject_worse_than
+        )
 
 
 def _variables(

@@ -2,7 +2,8 @@
 
 accuracy = 100 - sum_i sens_i * 2**(-bits_i) * 100 (more bits: higher accuracy, diminishing);
 weight_bits = sum_i params_i * bits_i; qerror = sum_i w_i * 2**(-bits_i). Optionally raises on chosen
-configurations; declares depths and initial values for the algorithms that use them.
+configurations; declares depths and initial values for the algorithms that use them. `cost_free` adds
+variables f0, f1, ... after the x_i that lower accuracy (sens 0.1 each) but change no cost metric.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from dse.core.config import ExperimentConfig, Section
-from dse.core.problem import Problem, Variable
+from dse.core.problem import Problem, Rejected, Variable
 from dse.core.registry import PROBLEMS
 
 
@@ -30,6 +31,9 @@ class ToySection(Section):
     initial: list[int] | None = None  # initial_values() (default None: every variable highest)
     qerror_weights: list[float] | None = None  # qerror = sum_i w_i * 2**-bits_i (default w = sens)
     param_scale: int = Field(1, ge=1)  # params_i = 10 * (i + 1) * param_scale (KiB-sized fronts)
+    cost_free: int = Field(0, ge=0)  # extra variables f<j> that change accuracy but no cost metric
+    # emulate exact early rejection: accuracy below the limit is rejected, its bound halfway up to it
+    early_reject: bool = False
 
 
 class ToyConfig(ExperimentConfig):
@@ -53,9 +57,13 @@ class ToyProblem(Problem):
     def __init__(self, section: ToySection) -> None:
         self.section = section
         self.variables = [Variable(f"x{i}", tuple(section.choices), (f"x{i}",)) for i in range(section.n_var)]
+        self.variables += [Variable(f"f{j}", tuple(section.choices)) for j in range(section.cost_free)]
         self.params = [10 * (i + 1) * section.param_scale for i in range(section.n_var)]
         self.sens = [0.5 / (i + 1) for i in range(section.n_var)]
         self.calls = 0
+        self.rejections = 0
+        if section.early_reject:
+            self.EARLY_REJECT = frozenset({"accuracy"})  # type: ignore[misc] - this instance only
 
     @classmethod
     def from_config(cls, cfg: ToyConfig, progress: bool = True) -> ToyProblem:
@@ -89,7 +97,7 @@ class ToyProblem(Problem):
     def depths(self) -> dict[str, int] | None:
         if not self.section.depths_known:
             return None
-        depths = self.section.depths or [i + 1 for i in range(self.section.n_var)]
+        depths = self.section.depths or [i + 1 for i in range(len(self.variables))]
         return {v.name: d for v, d in zip(self.variables, depths, strict=True)}
 
     def depth_source(self) -> str:
@@ -104,8 +112,11 @@ class ToyProblem(Problem):
         weights = self.section.qerror_weights or self.sens
         return float(sum(w * 2.0 ** (-b) for w, b in zip(weights, bits, strict=True)))
 
-    def _evaluate(self, values: dict[str, int], metrics: list[str]) -> dict[str, float]:
-        bits = [values[v.name] for v in self.variables]
+    def _evaluate(
+        self, values: dict[str, int], metrics: list[str], reject_worse_than: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        bits = [values[f"x{i}"] for i in range(self.section.n_var)]
+        free_loss = sum(0.1 * 2.0 ** (-values[f"f{j}"]) for j in range(self.section.cost_free))
         out = {
             "weight_bits": float(sum(p * b for p, b in zip(self.params, bits))),
             "total_bits": float(sum(bits)),
@@ -124,7 +135,15 @@ class ToyProblem(Problem):
             if self.section.nan_when_first_is is not None and bits[0] == self.section.nan_when_first_is:
                 out["accuracy"] = float("nan")
             else:
-                out["accuracy"] = 100.0 - 100.0 * sum(s * 2.0 ** (-b) for s, b in zip(self.sens, bits))
+                loss = sum(s * 2.0 ** (-b) for s, b in zip(self.sens, bits)) + free_loss
+                out["accuracy"] = 100.0 - 100.0 * loss
+                limit = (reject_worse_than or {}).get("accuracy")
+                if limit is not None and out["accuracy"] < limit:
+                    self.rejections += 1
+                    acc = out.pop("accuracy")
+                    bound = acc + (limit - acc) / 2
+                    kept = {m: out[m] for m in metrics if m in out}
+                    raise Rejected("accuracy", bound if bound < limit else acc, kept, "toy")
         return {m: out[m] for m in metrics}
 
 

@@ -154,7 +154,7 @@ def baseline_key(
     payload = {
         "format": CACHE_FORMAT,
         "model": {"name": model_cfg.name, "options": model_cfg.options},
-        "data": data_cfg.model_dump(mode="json", exclude={"batch_size"}),
+        "data": data_cfg.model_dump(mode="json", exclude={"batch_size", "first_batch_size"}),
         "training": training_cfg.model_dump(mode="json"),
         "seed": seed,
         "torch": f"{major}.{minor}",

@@ -49,7 +49,7 @@ def test_bisection_meets_the_target_within_the_evaluation_bound(tmp_path, mode, 
         "bisection:all-high",
         "bisection:all-low",
         "bisection:cut",
-        "bisection:layer-error",
+        "sensitivity",  # the per-layer errors: the sensitivity table at the low precision
     }
     # the fewest high depth levels on the chosen side that meet the target (qerror is monotone here)
     levels = sorted(set(DEPTHS))

@@ -44,7 +44,9 @@ def test_fine_search_never_breaks_the_limit_and_shrinks(tmp_path, fine_threshold
         if i > 0:
             acc = p.evaluate({**values, n: choices[i - 1]}, ["accuracy"])["accuracy"]
             assert acc < floor
-    assert {"greedy:start", "greedy:coarse", "greedy:combine", "greedy:fine-probe"} <= set(evals.label)
+    # the coarse phase reads the sensitivity table: every variable alone at every lower choice
+    assert {"greedy:start", "sensitivity", "greedy:combine", "greedy:fine-probe"} <= set(evals.label)
+    assert (evals.label == "sensitivity").sum() == 6 * 6
     assert {"phase", "size", "variable"} <= set(evals.columns)
 
 
@@ -78,7 +80,8 @@ def test_budget_ends_it_with_the_trajectory_written(tmp_path):
     full_traj, full_evals = table(full, "greedy_trajectory.csv"), table(full, "evaluations.csv")
     assert len(full_evals) > 40 and len(full_traj) > 4
     cols = ["eval_id", "label", "accuracy", "weight_bits", *NAMES]
-    for budget, points in ((8, 1), (32, 4)):  # cut short in the coarse / the fine phase
+    # cut short in the coarse phase (within its 1 + 6 x 6 sensitivity evaluations) / the fine phase
+    for budget, points in ((8, 1), (45, 3)):
         res = run_toy(tmp_path, "greedy", budget=budget, toy=TOY, out=f"b{budget}")
         evals = table(res, "evaluations.csv")
         assert len(res.evaluations) == len(evals) == budget

@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from dse.algorithms.ilp import monotone, solve
+from dse.algorithms.ilp import solve
+from dse.algorithms.sensitivity import monotone
 from tests.dse.helpers import run_cli, write_config
 from tests.dse.runs import run_toy, table
 from tests.dse.toy import ToyProblem, ToySection
@@ -17,7 +18,7 @@ def test_solutions_meet_their_budgets_exactly_and_are_optimal(tmp_path):
     assert {"budget", "predicted_weight_bits", "predicted_accuracy", "measured_accuracy"} <= set(ilp.columns)
     assert len(ilp) == 10 and ilp.budget.iloc[0] == 200 and ilp.budget.iloc[-1] == 800  # all-2 .. all-8
     # sensitivities: the all-highest point plus each variable at each lower choice
-    sens = evals[evals.label == "ilp:sensitivity"]
+    sens = evals[evals.label == "sensitivity"]
     assert len(sens) == 1 + 4 * 4
     by_id = evals.set_index("eval_id")
     p = ToyProblem(ToySection())
@@ -32,7 +33,7 @@ def test_solutions_meet_their_budgets_exactly_and_are_optimal(tmp_path):
         # ...and the solver's answer is the best any configuration within the budget reaches
         best = max(m["accuracy"] for m in sizes.values() if m["weight_bits"] <= r.budget)
         assert r.measured_accuracy == pytest.approx(best, abs=1e-9)
-    sens_table = table(res, "ilp_sensitivity.csv")
+    sens_table = table(res, "sensitivity.csv")
     assert len(sens_table) == 4 * 5 and (sens_table.sensitivity >= 0).all()
     solutions = evals[evals.label == "ilp:solution"]
     assert "predicted_accuracy" in evals.columns and solutions.predicted_accuracy.notna().all()

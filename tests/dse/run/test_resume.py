@@ -111,7 +111,7 @@ def test_a_torn_last_line_is_skipped_and_the_run_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_sigint_stops_cleanly_after_writing_what_finished(tmp_path):
-    cfg = _config(tmp_path, "ctrl-c", sleep=0.03)
+    cfg = _config(tmp_path, "ctrl-c", sleep=0.1)  # ~4 s left to run when the signal comes, even under load
     out = tmp_path / "ctrl-c-run"
     proc = start_run(cfg, "--out", str(out))
     assert wait_for_lines(proc, out, 20)
@@ -129,7 +129,7 @@ def test_sigint_stops_cleanly_after_writing_what_finished(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c(tmp_path):
-    cfg = _config(tmp_path, "term", sleep=0.03)
+    cfg = _config(tmp_path, "term", sleep=0.1)
     out = tmp_path / "term-run"
     proc = start_run(cfg, "--out", str(out))
     assert wait_for_lines(proc, out, 12)

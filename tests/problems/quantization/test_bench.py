@@ -63,3 +63,37 @@ def test_bench_prints_positive_timings_and_their_ratio(printed, capsys):
 def test_bench_refuses_zero_candidates(printed, capsys):
     code, _, err = _run(capsys, str(printed), "--candidates", "0")
     assert code == 2 and err.strip() == "error: --candidates and --repeats must be at least 1"
+
+
+def test_bench_sets_a_rejected_evaluation_beside_a_full_one(printed, capsys):
+    # a limit no configuration of the 1-epoch model meets: every candidate is rejected early
+    code, out, err = _run(
+        capsys,
+        str(printed),
+        "--candidates",
+        "4",
+        "--repeats",
+        "1",
+        "--set",
+        "constraints.min_accuracy=90",
+    )
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    figures = dict(line.split() for line in lines if re.fullmatch(r"\w+ +\S+", line))
+    rejected = float(figures["rejected_candidates"])
+    assert rejected == 4
+    ratio = float(figures["rejected_evaluation_s"]) / float(figures["full_evaluation_of_rejected_s"])
+    assert float(figures["ratio_rejected_to_full"]) == pytest.approx(ratio, rel=1e-4)
+    m = re.fullmatch(
+        r"rejected evaluation / full evaluation = (\d+\.\d{3}) \((\d) of 4 candidates rejected early\)",
+        lines[-1],
+    )
+    assert (
+        m
+        and float(m.group(1)) == pytest.approx(ratio, abs=1e-3 + 1e-4 * ratio)
+        and int(m.group(2)) == rejected
+    )
+    # without early rejection there is nothing to set beside
+    off = ["--set", "constraints.min_accuracy=90", "--set", "constraints.early_reject=false"]
+    code, out, _ = _run(capsys, str(printed), "--candidates", "1", "--repeats", "1", *off)
+    assert code == 0 and "rejected" not in out

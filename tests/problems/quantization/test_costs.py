@@ -9,6 +9,10 @@ import torch
 from torch import nn
 
 from dse.core.config import parse_config
+from dse.core.errors import ConfigError
+from dse.core.objectives import Constraint, Objectives
+from dse.core.space import SearchSpace
+from dse.run.setup import pin_cost_free
 from problems.quantization.problem import LayerwiseQuantizationProblem
 from problems.quantization.qmodel import QuantizedModel
 
@@ -80,3 +84,29 @@ def test_bops_by_hand(problem, values, bops):
         params["conv1"] * values["w:conv1"] + params["conv2"] * values["w:conv2"] + params["fc"] * WEIGHT_BITS
     )
     assert got["total_bits"] == sum(values.values())
+
+
+@pytest.mark.parametrize(
+    ("objectives", "pinned"),
+    [
+        (["accuracy", "weight_bits"], {"a:input": 8}),  # activation bits change no weight size
+        (["accuracy", "weight_bits", "bops"], {}),  # they change the compute
+        (["accuracy", "total_bits"], {}),
+    ],
+)
+def test_activations_are_pinned_where_no_cost_objective_sees_them(problem, objectives, pinned):
+    got = pin_cost_free(problem, Objectives.of(problem, objectives), Constraint())
+    assert got == pinned
+    space = SearchSpace(problem.variables, got)
+    assert space.decode(space.lowest()) == {"w:conv1": 2, "w:conv2": 2, "a:input": 2, **pinned}
+
+
+def test_a_space_with_nothing_to_trade_is_refused():
+    cfg = parse_config({"search_space": {"weights": None, "activations": {"bounds": [2, 8]}}})
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    qmodel = QuantizedModel(model, weight_bits=WEIGHT_BITS, act_bits=ACT_BITS)
+    stats = qmodel.layer_stats(torch.randn(2, 1, 6, 6))
+    acts = LayerwiseQuantizationProblem(qmodel, None, cfg, {"accuracy": 100.0}, stats, model)
+    with pytest.raises(ConfigError, match="no searched variable changes weight_bits.*pin_cost_free: false"):
+        pin_cost_free(acts, Objectives.of(acts, ["accuracy", "weight_bits"]), Constraint())

@@ -23,7 +23,12 @@ def test_resident_memory_stays_flat_over_600_evaluations(tmp_path):
             "model": {"name": "mlp", "options": {"hidden": [32, 16]}},
             "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
             "training": {"epochs": 1},
-            "search_space": {"weights": {"bounds": [2, 8]}, "activations": {"bounds": [2, 8]}},
+            # activations searched too (not pinned): a space far larger than the evaluations
+            "search_space": {
+                "weights": {"bounds": [2, 8]},
+                "activations": {"bounds": [2, 8]},
+                "pin_cost_free": False,
+            },
             "objectives": ["accuracy", "weight_bits"],
             "algorithm": {"name": "random", "budget": EVALUATIONS},
             "output": {"root": str(tmp_path), "plots": False},
