@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-CHILD = "import sys, tests.dse.toy; from dse.cli import main; sys.exit(main(sys.argv[1:]))"
+# The child takes Ctrl-C as a terminal user's process does: a SIGINT disposition the test runner's
+# process happens to hold (an ignored SIGINT is inherited across exec) must not decide the test.
+CHILD = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import tests.dse.toy; from dse.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def start_run(config: Path, *args: str) -> subprocess.Popen[str]:
