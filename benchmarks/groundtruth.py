@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(Path(args.config))
     progress = not args.quiet
     setup = build_setup(cfg, progress)
+    try:
+        return _compare(cfg, setup, progress)
+    finally:
+        setup.close_executor()  # the workers of execution.workers > 1
+
+
+def _compare(cfg, setup, progress: bool) -> int:  # noqa: ANN001 - the config and setup of main
     truth = run_experiment(cfg, setup=setup, progress=progress)
     if truth.summary["evaluations"] < truth.summary["space_size"]:
         print(f"error: {truth.run_dir} covers only part of the space (raise its budget)", file=sys.stderr)

@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+python3 -m pip install -q -e ".[test,export]"  # the ONNX export check runs where onnxruntime is installed
 python3 -m ruff check dse problems tests
 python3 -m pytest -q tests

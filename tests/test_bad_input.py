@@ -22,7 +22,8 @@ TOY: dict[str, Any] = {
     "output": {"root": "{tmp}/results", "plots": False},
 }
 QUANT: dict[str, Any] = {  # a tiny quantization experiment: mlp on 8x8 digits
-    "experiment": {"name": "tiny", "threads": 1},
+    "experiment": {"name": "tiny"},
+    "execution": {"threads": 1},
     "model": {"name": "mlp", "options": {"hidden": [16]}, "checkpoint": "{ckpt}/mlp16.pt"},
     "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
     "training": {"epochs": 1},
@@ -225,7 +226,18 @@ def _fill(value: Any, subs: dict[str, str]) -> Any:
 
 
 def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+    """Every path under root, except the forward tuning cache: a machine measurement taken while the
+    problem is built (complete or absent, never partial), kept even where the run is then refused,
+    and the folders that exist only to hold it."""
+    kept = set()
+    for p in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):  # the deepest first
+        rel = p.relative_to(root).as_posix()
+        if "/.cache/tuning" in f"/{rel}":
+            continue
+        if p.is_dir() and any(p.iterdir()) and not any(k.startswith(rel + "/") for k in kept):
+            continue
+        kept.add(rel)
+    return kept
 
 
 @pytest.fixture(scope="session")

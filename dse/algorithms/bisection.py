@@ -22,9 +22,10 @@ from dse.algorithms.scoring import from_loss, loss, require_metric
 from dse.algorithms.sensitivity import measure
 from dse.core.errors import BudgetExhausted, ConfigError, DseError
 from dse.core.evaluation import Evaluation
-from dse.core.files import write_csv, write_json
+from dse.core.files import write_csv
 from dse.core.registry import ALGORITHMS
 from dse.core.space import SearchSpace
+from dse.results.mpq import MPQ_NAME, mpq_document, write_mpq
 
 
 class BisectionOptions(BaseModel):
@@ -220,30 +221,29 @@ class _Run:
         if self.best is None:
             return
         values, value, why = self.best
-        members = {v.name: v.members for v in self.ctx.problem.variables}  # pinned ones too
-        layers = []
-        for name, bits in values.items():
-            if bits != self.low:
-                layer: dict[str, Any] = {"name": name, "bits": bits}
-                if members[name] and list(members[name]) != [name]:
-                    layer["members"] = list(members[name])
-                layers.append(layer)
-        side = None if self.front_high is None else ("front" if self.front_high else "back")
-        write_json(
-            run_dir / "mpq.json",
-            {
-                "default_quantization_bits": self.low,
-                "layers": layers,
-                "depth_source": self.source,
-                "high": self.high,
-                "low": self.low,
-                "mode": self.o.mode,
-                "high_side": side,
-                "score": self.o.score,
-                "final_score": from_loss(value, self.o.score) if math.isfinite(value) else None,
-                "target": None if self.target is None else from_loss(self.target, self.o.score),
-                "qerror_ratio": self.o.qerror_ratio,
-                "result": why,
-                "cut_evaluations": sum(r["phase"] == "cut" for r in self.rows),
-            },
-        )
+        eval_id = next((r["eval_id"] for r in self.rows if all(r[k] == v for k, v in values.items())), None)
+        source = {
+            "run_dir": str(run_dir),
+            "algorithm": "bisection",
+            "seed": self.ctx.seed,
+            "eval_id": eval_id,
+        }
+        details = {
+            "depth_source": self.source,
+            "high": self.high,
+            "low": self.low,
+            "mode": self.o.mode,
+            "high_side": None if self.front_high is None else ("front" if self.front_high else "back"),
+            "score": self.o.score,
+            "final_score": from_loss(value, self.o.score) if math.isfinite(value) else None,
+            "target": None if self.target is None else from_loss(self.target, self.o.score),
+            "qerror_ratio": self.o.qerror_ratio,
+            "result": why,
+            "cut_evaluations": sum(r["phase"] == "cut" for r in self.rows),
+        }
+        try:
+            doc = mpq_document(self.ctx.problem, values, source, "bisection", details)
+        except DseError as e:  # a problem without quantizers (pruning): the answer is in bisection.csv
+            self.ctx.log(f"bisection: no mpq.json ({e})")
+            return
+        write_mpq(run_dir / MPQ_NAME, doc)

@@ -79,14 +79,19 @@ class _Run:
     def evaluate(self, values: dict[str, int], phase: str, *, exact: bool = False, **info: Any) -> Evaluation:
         """Not exact unless asked: every later decision compares accuracy with `floor`, which is at
         least the constraint's threshold, so an evaluation rejected early decides as a full one would."""
-        return self.ctx.evaluator.evaluate_values(
-            values,
+        return self.evaluate_many([values], phase, [info], exact=exact)[0]
+
+    def evaluate_many(
+        self, batch: list[dict[str, int]], phase: str, infos: list[dict[str, Any]], *, exact: bool = False
+    ) -> list[Evaluation]:
+        """One batch (a pool of workers runs it at once), answered as one-by-one requests would be."""
+        return self.ctx.evaluator.evaluate_batch(
+            batch,
             exact=exact,
             label=f"greedy:{phase}",
+            infos=[{"size": self.size(v), **x} for v, x in zip(batch, infos, strict=True)],
             phase=phase,
             step=len(self.trajectory),
-            size=self.size(values),
-            **info,
         )
 
     @staticmethod
@@ -168,20 +173,25 @@ class _Run:
     def fine(self, current: dict[str, int], ev: Evaluation) -> None:
         entries: dict[str, float] = {}  # variable -> accuracy lost per unit of size saved
 
-        def measure(name: str) -> None:
-            entries.pop(name, None)
-            lower = self.lower(current, name)
-            if lower is None:
-                return
-            saved = self.size(current) - self.size(lower)
-            if saved <= 0:  # lowering it does not shrink the size objective
-                return
-            probe = self.evaluate(lower, "fine-probe", variable=name)
-            if self.accuracy(probe) >= self.floor:
-                entries[name] = (self.accuracy(ev) - self.accuracy(probe)) / saved
+        def measure(*names: str) -> None:
+            """Probe each variable one step lower than now (one batch): its accuracy lost per size saved."""
+            probes: dict[str, dict[str, int]] = {}
+            for name in names:
+                entries.pop(name, None)
+                lower = self.lower(current, name)
+                if lower is not None and self.size(current) - self.size(lower) > 0:  # else: saves nothing
+                    probes[name] = lower
+            batch = [probes[n] for n in probes]
+            for name, probe in zip(
+                probes,
+                self.evaluate_many(batch, "fine-probe", [{"variable": n} for n in probes]),
+                strict=False,
+            ):
+                if self.accuracy(probe) >= self.floor:
+                    saved = self.size(current) - self.size(probes[name])
+                    entries[name] = (self.accuracy(ev) - self.accuracy(probe)) / saved
 
-        for name in self.vars:
-            measure(name)
+        measure(*self.vars)
         while entries:
             name = min(entries, key=lambda n: (entries[n], n))
             lower = self.lower(current, name)

@@ -24,7 +24,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
 from dse.algorithms.scoring import cost_metric, cost_of, from_loss, require_metric
 from dse.algorithms.sensitivity import DEFAULT_SCORE, cost_deltas, measure, moving
-from dse.core.errors import ConfigError, DseError
+from dse.core.errors import BudgetExhausted, ConfigError, DseError
 from dse.core.files import write_csv
 from dse.core.registry import ALGORITHMS
 
@@ -70,16 +70,23 @@ class Ilp(Algorithm):
         sens = {v.name: table.monotone().get(v.name, np.zeros(len(v.choices))) for v in space.variables}
 
         low_cost = cost_of(ctx, space.decode(space.lowest()), cost)
+        solutions, infos = [], []
         for budget in np.linspace(low_cost, top_cost, self.options.n_budgets):
             picks = solve(sens, delta, float(budget) - top_cost)
             if picks is None:
                 ctx.log(f"ilp: no configuration fits the budget {budget:.6g}")
                 continue
-            values = {v.name: v.choices[picks[v.name]] for v in space.variables}
+            solutions.append({v.name: v.choices[picks[v.name]] for v in space.variables})
             size = top_cost + sum(float(delta[n][i]) for n, i in picks.items())
             predicted = from_loss(base_loss + sum(float(sens[n][i]) for n, i in picks.items()), score)
-            info = {"budget": float(budget), f"predicted_{cost}": size, f"predicted_{score}": predicted}
-            ev = ctx.evaluator.evaluate_values(values, label="ilp:solution", phase="solution", **info)
+            infos.append(
+                {"budget": float(budget), f"predicted_{cost}": size, f"predicted_{score}": predicted}
+            )
+        # the solutions as one batch (a pool of workers evaluates them at once)
+        evaluated = ctx.evaluator.evaluate_batch(
+            solutions, label="ilp:solution", infos=infos, phase="solution"
+        )
+        for values, info, ev in zip(solutions, infos, evaluated, strict=True):
             measured = {
                 m: ev.metrics.get(m, math.nan) if ev.ok else math.nan
                 for m in dict.fromkeys([score, "accuracy"])
@@ -93,6 +100,8 @@ class Ilp(Algorithm):
                     **values,
                 }
             )
+        if len(evaluated) < len(solutions):
+            raise BudgetExhausted(f"budget of {ctx.evaluator.budget} evaluations spent")
 
 
 def solve(sens: dict[str, np.ndarray], delta: dict[str, np.ndarray], room: float) -> dict[str, int] | None:

@@ -133,17 +133,8 @@ def evaluate(ctx: SearchContext, configs: list[dict[str, int]]) -> list[Evaluati
     Where the budget ends within the batch, the evaluations that fit (a prefix) are returned, so
     that the caller can record them; its next evaluation then ends the run.
     """
-    genomes = [ctx.space.encode(c) for c in configs]
-    try:
-        return ctx.evaluator.evaluate(genomes, label=LABEL, exact=True)  # drops of infeasible ones too
-    except BudgetExhausted:
-        done: list[Evaluation] = []
-        for g in genomes:  # those that fit are answered again, at no cost
-            try:
-                done += ctx.evaluator.evaluate([g], label=LABEL, exact=True)
-            except BudgetExhausted:
-                break
-        return done
+    # exact: the drops of infeasible configurations too
+    return ctx.evaluator.evaluate_batch(configs, label=LABEL, exact=True, partial=True)
 
 
 def moving(ctx: SearchContext, cost: str) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from dse.core.errors import DseError
 
-COMMANDS = ["run", "validate", "bench", "compare", "plot", "report", "evaluate", "pick"]
+COMMANDS = ["run", "validate", "bench", "compare", "plot", "report", "evaluate", "pick", "finetune", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

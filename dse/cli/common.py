@@ -25,6 +25,24 @@ def add_config_overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, help="distinct evaluations (overrides algorithm.budget)")
     p.add_argument("--seed", type=int, help="run seed (overrides experiment.seed)")
     p.add_argument("--out", help="run folder (overrides output.dir)")
+    add_execution_overrides(p)
+
+
+def add_execution_overrides(p: argparse.ArgumentParser, workers: bool = True) -> None:
+    """--device, --workers, --backend: where evaluations run (the `execution` section)."""
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides execution.device)")
+    if workers:
+        p.add_argument("--workers", type=int, help="evaluations at once (overrides execution.workers)")
+    p.add_argument("--backend", choices=["local", "ray"], help="local or ray (overrides execution.backend)")
+
+
+def execution_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution shortcuts given on the command line (None: not given)."""
+    return {
+        "execution.device": getattr(args, "device", None),
+        "execution.workers": getattr(args, "workers", None),
+        "execution.backend": getattr(args, "backend", None),
+    }
 
 
 def config_from_args(args: argparse.Namespace, shortcuts: bool = True) -> ExperimentConfig:
@@ -36,5 +54,6 @@ def config_from_args(args: argparse.Namespace, shortcuts: bool = True) -> Experi
             "algorithm.budget": getattr(args, "budget", None),
             "experiment.seed": getattr(args, "seed", None),
             "output.dir": getattr(args, "out", None),
+            **execution_overrides(args),
         }
     return load_config(args.config, overrides, sets=getattr(args, "sets", None) or ())

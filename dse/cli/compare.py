@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dse.cli.common import add_set_argument
+from dse.cli.common import add_execution_overrides, add_set_argument, execution_overrides
 from dse.compare.comparison import formatted_summary
 from dse.compare.runs import compare_dir, compare_runs, run_config
 from dse.core.config import load_config
@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="size for evaluations-to-target (default: compare.target of a config, else best found x 1.05)",
     )
+    add_execution_overrides(p)
     p.add_argument("--fresh", action="store_true", help="move existing run folders aside and start over")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=main)
@@ -52,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
             "compare.algorithms": args.algorithms,
             "compare.seeds": args.seeds,
             "compare.budget": args.budget,
+            **execution_overrides(args),
         }
         cfg = load_config(paths[0], overrides, sets=args.sets)
         out = Path(args.out) if args.out else compare_dir(cfg)
@@ -62,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
             raise DseError(f"{files[0]}: give one config file, or run folders only")
         if not args.out:
             raise DseError("--out: comparing run folders needs a compare folder to write")
-        for flag in ("algorithms", "seeds", "budget"):
+        for flag in ("algorithms", "seeds", "budget", "device", "workers", "backend"):
             if getattr(args, flag) is not None:
                 raise DseError(f"--{flag}: only for a config (these runs are finished)")
         if args.sets:

@@ -1,11 +1,15 @@
-"""`dse pick RUN_DIR --max-drop 0.5` / `--max-size N`: choose a configuration and write mpq.json."""
+"""`dse pick RUN_DIR --max-drop 0.5` / `--max-size N`: choose a configuration and write mpq.json.
+
+The problem is rebuilt from the run folder (cached baseline, calibration: seconds) because mpq.json
+states each quantizer's scale, which only the calibrated problem knows."""
 
 from __future__ import annotations
 
 import argparse
 
 from dse.core.errors import DseError
-from dse.results.pick import pick, write_mpq
+from dse.results.pick import pick, write_pick
+from dse.results.rebuild import rebuild_setup
 from dse.results.rundata import load_run
 
 
@@ -15,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-drop", type=float, help="accuracy points below the float model (validation)")
     p.add_argument("--max-size", type=float, help="largest size (the size objective, e.g. weight_bits)")
     p.add_argument("--out", help="file to write (default RUN_DIR/mpq.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress output while the problem is rebuilt")
     p.set_defaults(handler=main)
 
 
@@ -25,7 +30,11 @@ def main(args: argparse.Namespace) -> int:
             raise DseError(f"--{flag.replace('_', '-')}: must be >= 0, got {value:g}")
     run = load_run(args.run_dir)
     choice = pick(run, args.max_drop, args.max_size)
-    path = write_mpq(run, choice, args.out)
+    setup = rebuild_setup(run, progress=not args.quiet)  # the scales mpq.json states come from it
+    try:
+        path = write_pick(run, choice, setup.problem, args.out)
+    finally:
+        setup.problem.close()
     ev = choice.evaluation
     size, acc = run.axes
     base = run.baseline.get(acc)

@@ -8,6 +8,7 @@ import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.cli.common import add_config_overrides, config_from_args
 from dse.core.registry import PROBLEMS
 from dse.run.setup import get_algorithm
+from dse.run.workers import check_execution
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     get_algorithm(cfg)
+    check_execution(cfg)
     problem_cls = PROBLEMS.problem_class(cfg.experiment.problem)
     problem_cls.check_config(cfg)
     print(

@@ -24,6 +24,7 @@ from dse.core.registry import ALGORITHMS
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
 from dse.run.setup import Setup, algorithm_class, build_setup, get_algorithm, pin_note
+from dse.run.workers import check_execution, oversubscription_note
 from dse.viz.compare_plots import draw_hv_bands, draw_overlay, hv_band_data, overlay_data
 from dse.viz.run_plots import draw_heatmap, draw_parallel, heatmap_data, parallel_data
 
@@ -102,10 +103,31 @@ def run_config(
         raise DseError(f"no run can start: {skipped[0]['reason']}")
     for s in skipped:
         log(f"skipped {s['algorithm']} seed {s['seed']}: {s['reason']}")
-    if setup is None:
-        setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
-        if note := pin_note(setup.space):
+    check_execution(cfg)
+    if setup is not None:  # the caller's setup: its workers stay up for the caller to close
+        return _run_all(cfg, planned, skipped, out_dir, setup, fresh, progress, target, log)
+    setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
+    for note in (pin_note(setup.space), oversubscription_note(cfg)):
+        if note:
             log(note)
+    try:  # one worker pool for every run of the comparison
+        return _run_all(cfg, planned, skipped, out_dir, setup, fresh, progress, target, log)
+    finally:
+        setup.close_executor()
+
+
+def _run_all(
+    cfg: ExperimentConfig,
+    planned: list[ExperimentConfig],
+    skipped: list[dict[str, str]],
+    out_dir: Path,
+    setup: Setup,
+    fresh: bool,
+    progress: bool,
+    target: float | None,
+    log: Callable[[str], None],
+) -> CompareResult:
+    """Run every planned run on `setup`, then compare the runs that finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "config.yaml", cfg.to_yaml())
     run_dirs = []

@@ -13,22 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dse.core.errors import ConfigError
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are checked on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from dse.core.execution import ExecutionSection, moved_fields
+from dse.core.section import Section
 
 
 class ExperimentSection(Section):
     name: str = "experiment"
     problem: str = "layerwise_quantization"
     seed: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1, description="torch threads; None keeps the library default")
 
 
 class ConstraintsSection(Section):
@@ -128,6 +123,7 @@ class ExperimentConfig(Section):
     output: OutputSection = Field(default_factory=OutputSection)
     compare: CompareSection = Field(default_factory=CompareSection)
     search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
+    execution: ExecutionSection = Field(default_factory=ExecutionSection)
 
     @field_validator("objectives")
     @classmethod
@@ -180,6 +176,8 @@ def parse_config(raw: Any, source: str = "config") -> ExperimentConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    if moved := moved_fields(raw):
+        raise ConfigError(f"{source}: {moved}")
     exp = raw.get("experiment") or {}
     problem = exp.get("problem", ExperimentSection().problem) if isinstance(exp, dict) else None
     if not isinstance(problem, str):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from dse.core.errors import DseError
@@ -212,6 +213,47 @@ class Problem(ABC):
     def fingerprint(self) -> dict[str, Any]:
         """Plain data that identifies the problem; runs with different fingerprints are not comparable."""
         return {"variables": {v.name: list(v.choices) for v in self.variables}}
+
+    # -- from a front point to deployment (dse pick / finetune / export): optional ------------------
+    @classmethod
+    def check_rebuild(cls, cfg: ExperimentConfig) -> None:
+        """Cheap checks before a finished run's problem is rebuilt (pick, finetune, export): what the
+        run relied on (a trained baseline) must still be there, since rebuilding must not silently
+        train a different one. Raise `DseError` naming what is gone."""
+
+    def describe_quantizers(
+        self, values: Mapping[str, int], checkpoint: Path | None = None
+    ) -> dict[str, Any]:
+        """The problem's part of `mpq.json` for one configuration: `default_quantization_dtype`,
+        `default_granularity`, `layers` [{name, dtype, granularity, bits, ...}], `model`, `checkpoint`
+        (docs/mpq.schema.json); `checkpoint`: fine-tuned weights whose quantizers to describe. Default:
+        each variable one per-tensor integer quantizer at its value; a problem whose values are not bit
+        widths raises `DseError`."""
+        layers = [
+            {"name": v.name, "dtype": f"int{values[v.name]}", "granularity": "layer", "bits": values[v.name]}
+            for v in self.variables
+        ]
+        return {
+            "default_quantization_dtype": "int8",
+            "default_granularity": "layer",
+            "layers": layers,
+            "model": {"problem": type(self).__name__},
+            "checkpoint": None,
+        }
+
+    def finetune(
+        self, values: Mapping[str, int], out_dir: Path, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Train the configuration (quantization-aware), write its weights under `out_dir`, return the
+        record `finetune.json` holds. `options`: command-line overrides (epochs, lr, progress)."""
+        raise DseError(f"{type(self).__name__} cannot fine-tune a configuration")
+
+    def export_onnx(
+        self, values: Mapping[str, int], path: Path, checkpoint: Path | None = None
+    ) -> dict[str, Any]:
+        """Write the configuration as an ONNX file (`checkpoint`: fine-tuned weights to use instead of
+        the run's) and return how it was checked (agreement with the problem's own model)."""
+        raise DseError(f"{type(self).__name__} cannot export ONNX")
 
     def close(self) -> None:
         """Release resources (threads, files); called once when a run ends."""

@@ -13,31 +13,31 @@ reads scores of infeasible configurations, `Algorithm.exact_scores`) asks for th
 a configuration rejected before is then evaluated again and its exact record journaled under the
 same eval_id (it counts once against the budget). Requests that are not exact keep getting the
 record first handed out, so replay hands out what the interrupted run did.
+
+Batches: `evaluate(genomes)` first works out which configurations of the batch need the model (new
+ones within the budget, not in the memo) and hands them to the executor together (a pool of
+workers runs them at once); then it answers the batch in submission order exactly as one-by-one
+requests would be answered, journaling each new record in that order. Resume stays replay, and a run
+writes the same records whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 from dse.core.errors import BudgetExhausted
 from dse.core.evaluation import Evaluation, Kind
 from dse.core.objectives import Constraint, Objectives
-from dse.core.problem import Problem, Rejected
+from dse.core.problem import Problem
 from dse.core.space import SearchSpace
+from dse.run.executor import Executor, InProcess, Outcome, Task
 from dse.run.journal import Journal
+from dse.run.memo import Memo, share, shared
 
-
-class EvaluationTimeout(Exception):
-    pass
-
-
-#: the memo holds a rejected evaluation under its key plus this (a key one longer: never a real one)
-REJECTED_KEY = -1
+#: a batch's model runs go out in chunks of this many per worker
+CHUNK = 4
 
 
 class Evaluator:
@@ -51,10 +51,12 @@ class Evaluator:
         budget: int,
         timeout: float | None = None,
         on_result: Callable[[Evaluation], None] | None = None,
-        memo: dict[tuple[int, ...], Evaluation] | None = None,
+        memo: Memo | None = None,
         early_reject: bool = True,
+        executor: Executor | None = None,
     ) -> None:
         self.problem = problem
+        self.executor = executor if executor is not None else InProcess(problem)
         self.space = space
         self.objectives = objectives
         self.constraint = constraint
@@ -80,8 +82,11 @@ class Evaluator:
             if ev.rejected and ev.kind == "search":
                 self._first_rejected.setdefault(key, ev)
             self._next_id[ev.kind] = max(self._next_id[ev.kind], ev.eval_id + 1)
-            self._share(key, ev)
+            share(self.memo, key, ev)
         self._handed: set[tuple[int, ...]] = set()
+        # the batch being answered: what it still needs from the model, in order, and what came back
+        self._pending: list[tuple[dict[str, int], bool]] = []
+        self._ready: dict[tuple[tuple[int, ...], bool], Outcome] = {}
 
     def _key(self, values: dict[str, int]) -> tuple[int, ...]:
         return tuple(values[n] for n in self.space.all_names)  # pinned variables too (references vary them)
@@ -113,11 +118,88 @@ class Evaluator:
 
         `exact`: never rejected early (the algorithm reads the scores of infeasible configurations).
         """
-        out = []
-        for g in genomes:
-            values = self.space.decode(self.space.clip(g))
-            out.append(self.evaluate_values(values, label=label, exact=exact, **info))
+        batch = [self.space.complete(self.space.decode(self.space.clip(g))) for g in genomes]
+        return self.evaluate_batch(batch, label, exact=exact, **info)
+
+    def evaluate_batch(
+        self,
+        batch: Sequence[dict[str, int]],
+        label: str = "",
+        *,
+        exact: bool = False,
+        infos: Sequence[dict[str, Any]] | None = None,
+        partial: bool = False,
+        **info: Any,
+    ) -> list[Evaluation]:
+        """`evaluate_values` for each configuration, in order (`infos`: each one's own info, added to
+        the common `info`); their model runs go out together. Where the budget ends within the batch:
+        BudgetExhausted, or with `partial` the evaluations that fit (a prefix)."""
+        batch = [self.space.complete(v) for v in batch]
+        extra = list(infos) if infos is not None else [{}] * len(batch)
+        if len(extra) != len(batch):
+            raise ValueError(f"{len(batch)} configurations but {len(extra)} infos")
+        self._pending = self._needed(batch, exact)
+        out: list[Evaluation] = []
+        try:
+            for v, x in zip(batch, extra, strict=True):
+                out.append(self.evaluate_values(v, label=label, exact=exact, **{**info, **x}))
+        except BudgetExhausted:
+            if not partial:
+                raise
+        finally:
+            self._pending, self._ready = [], {}
         return out
+
+    def _needed(self, batch: Sequence[dict[str, int]], exact: bool) -> list[tuple[dict[str, int], bool]]:
+        """The (configuration, may be rejected) pairs that answering `batch` one by one would run on
+        the model: the same walk as `evaluate_values`, without running anything."""
+        handed, known, out = set(self._handed), self._known, {}
+        limits = {} if exact else self.limits
+        for values in batch:
+            key = self._key(values)
+            if key not in handed:
+                if known >= self.budget:
+                    break
+                handed.add(key)
+                known += 1
+                if key not in self._search and key not in out:
+                    if shared(self.memo, key, limits, self.metrics) is None:
+                        out[key] = (values, bool(limits))
+                    continue
+            record = self._search.get(key)
+            if exact and record is not None and record.rejected and key not in out:
+                if shared(self.memo, key, {}, self.metrics) is None:
+                    out[key] = (values, False)  # a rejected record asked for exactly: evaluated again
+        return list(out.values())
+
+    def _outcome(self, values: dict[str, int], kind: Kind, rejecting: bool) -> Outcome:
+        """The model's outcome for one configuration. Within a batch, the next `CHUNK` x workers
+        configurations the batch needs run together from here on a pool (which runs them at once; a
+        run killed meanwhile loses at most those); in this process, one at a time."""
+        key = (self._key(values), rejecting)
+        if (
+            key not in self._ready
+            and self._pending
+            and (self._key(self._pending[0][0]), self._pending[0][1]) == key
+        ):
+            workers = self.executor.workers  # in this process (1): one at a time, nothing computed ahead
+            chunk = self._pending[: CHUNK * workers if workers > 1 else 1]
+            del self._pending[: len(chunk)]
+            tasks = [self._task(v, "search", r) for v, r in chunk]
+            for (v, r), outcome in zip(chunk, self.executor.run(tasks), strict=True):
+                self._ready[(self._key(v), r)] = outcome
+        if key in self._ready:
+            return self._ready.pop(key)
+        return self.executor.run([self._task(values, kind, rejecting)])[0]
+
+    def _task(self, values: dict[str, int], kind: Kind, rejecting: bool) -> Task:
+        return Task(
+            values=dict(values),
+            metrics=list(self.metrics),
+            within_space=kind == "search",
+            reject_worse_than=dict(self.limits) if rejecting else {},
+            timeout=self.timeout,
+        )
 
     def evaluate_values(
         self, values: dict[str, int], label: str = "", *, exact: bool = False, **info: Any
@@ -163,24 +245,6 @@ class Evaluator:
             self._reference[key] = self._run(values, "reference", label, {}, exact=True)
         return self._reference[key]
 
-    def _share(self, key: tuple[int, ...], ev: Evaluation) -> None:
-        if self.memo is not None and (ev.ok or ev.rejected):
-            self.memo.setdefault((*key, REJECTED_KEY) if ev.rejected else key, ev)
-
-    def _shared(self, key: tuple[int, ...], limits: dict[str, float]) -> Evaluation | None:
-        """What was computed before (a reference point, another run of a comparison) that this request
-        may take as its own: an exact record, else a rejected one. A request that may be rejected takes
-        an infeasible exact record only from a reference point (every run evaluates those first), so
-        that a run hands out the same records whatever other runs did before it."""
-        if self.memo is None:
-            return None
-        found = self.memo.get(key)
-        if found is not None and limits and not found.feasible and found.kind != "reference":
-            found = None
-        if found is None and limits:
-            found = self.memo.get((*key, REJECTED_KEY))
-        return found if found is not None and all(m in found.metrics for m in self.metrics) else None
-
     def _run(
         self,
         values: dict[str, int],
@@ -194,36 +258,23 @@ class Evaluator:
     ) -> Evaluation:
         """Evaluate (or take from the memo) one configuration and journal it; `eval_id` and `earlier`
         (seconds spent on it before) where it replaces a rejected record."""
-        start = time.perf_counter()
-        status, reason, bounds = "ok", "", {}
         limits = {} if exact else self.limits
-        shared = self._shared(self._key(values), limits)
-        try:
-            if shared is not None:
-                # Computed before (by another run of a comparison, or as a reference point): no model
-                # run, yet this run's own record; its `seconds` are what computing it took.
-                metrics = {m: shared.metrics[m] for m in self.metrics}
-                status, reason, bounds = shared.status, shared.reason, dict(shared.bounds)
-                info = {**info, "memo": True}
-            else:
-                rejecting = {"reject_worse_than": limits} if limits else {}
-                with _time_limit(self.timeout):
-                    metrics = self.problem.evaluate(
-                        values, self.metrics, within_space=kind == "search", **rejecting
-                    )
-            bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-            if bad and status == "ok":
-                status, reason = "failed", f"non-finite {bad[0]}={metrics[bad[0]]}"
-        except Rejected as r:
-            metrics = {m: r.metrics.get(m, math.nan) for m in self.metrics}
-            metrics[r.metric] = math.nan
-            status, reason, bounds = "rejected", f"rejected early: {r}", {r.metric: r.bound}
-        except EvaluationTimeout:
-            metrics, status, reason = {}, "failed", f"timed out after {self.timeout}s"
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as e:  # noqa: BLE001 - a failing configuration must not end the search
-            metrics, status, reason = {}, "failed", f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        key = self._key(values)
+        known = shared(self.memo, key, limits, self.metrics)
+        if known is not None:
+            # Computed before (by another run of a comparison, or as a reference point): no model
+            # run, yet this run's own record; its `seconds` are what computing it took.
+            metrics = {m: known.metrics[m] for m in self.metrics}
+            status, reason, bounds = known.status, known.reason, dict(known.bounds)
+            seconds = known.seconds
+            info = {**info, "memo": True}
+        else:
+            outcome = self._outcome(values, kind, bool(limits))
+            metrics, status, reason = outcome.metrics, outcome.status, outcome.reason
+            bounds, seconds = outcome.bounds, outcome.seconds
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad and status == "ok":
+            status, reason = "failed", f"non-finite {bad[0]}={metrics[bad[0]]}"
         if status == "failed":
             metrics = {m: math.nan for m in self.metrics}
         ev = Evaluation(
@@ -234,9 +285,7 @@ class Evaluator:
             feasible=status == "ok" and self.constraint.feasible(metrics),
             status=status,  # type: ignore[arg-type]
             reason=reason,
-            seconds=round(
-                earlier + (shared.seconds if shared is not None else time.perf_counter() - start), 6
-            ),
+            seconds=round(earlier + seconds, 6),
             label=label,
             info=info,
             bounds=bounds,
@@ -244,24 +293,5 @@ class Evaluator:
         if eval_id is None:
             self._next_id[kind] += 1
         self.journal.append_evaluation(ev)
-        self._share(self._key(values), ev)
+        share(self.memo, self._key(values), ev)
         return ev
-
-
-@contextmanager
-def _time_limit(seconds: float | None):
-    """SIGALRM-based limit: interrupts Python between operations (main thread, POSIX only)."""
-    if not seconds or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def _raise(signum: int, frame: object) -> None:
-        raise EvaluationTimeout()
-
-    old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)

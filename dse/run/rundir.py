@@ -20,8 +20,9 @@ RESUMABLE_FIELDS = ("algorithm.budget", "output.plots", "output.root", "output.d
 
 
 def _resumable(key: str) -> bool:
-    """A field a resumed run may change: RESUMABLE_FIELDS, and the compare section (not part of a run)."""
-    return key in RESUMABLE_FIELDS or key.startswith("compare.")
+    """A field a resumed run may change: RESUMABLE_FIELDS, the compare section (not part of a run) and
+    the execution section (where and how fast evaluations run, never what they give)."""
+    return key in RESUMABLE_FIELDS or key.startswith(("compare.", "execution."))
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

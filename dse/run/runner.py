@@ -21,6 +21,7 @@ from dse.run.evaluator import Evaluator
 from dse.run.journal import JOURNAL_NAME, Journal
 from dse.run.rundir import check_run_dir, move_aside, open_run_dir, roll_back, topmost_missing
 from dse.run.setup import Setup, build_setup, get_algorithm, pin_note
+from dse.run.workers import check_execution, oversubscription_note
 from dse.viz.run_plots import write_run_plots
 
 
@@ -42,12 +43,31 @@ def run_experiment(
     """
     start = time.perf_counter()
     algorithm = get_algorithm(cfg)  # fail on a bad name/options before any expensive work
+    check_execution(cfg)
     run_dir = check_run_dir(cfg, fresh)
-    if setup is None:  # a comparison builds its setup, and says what it pinned, once
-        setup = build_setup(cfg, progress)
-        note = pin_note(setup.space)
+    if setup is not None:  # a comparison builds its setup (and its workers) once, and closes them
+        return _run(cfg, algorithm, run_dir, setup, fresh=fresh, progress=progress, start=start)
+    setup = build_setup(cfg, progress)
+    for note in (pin_note(setup.space), oversubscription_note(cfg)):
         if note and progress:
             print(note, file=sys.stderr)
+    try:
+        return _run(cfg, algorithm, run_dir, setup, fresh=fresh, progress=progress, start=start)
+    finally:
+        setup.close_executor()
+
+
+def _run(
+    cfg: ExperimentConfig,
+    algorithm: Any,
+    run_dir: Path,
+    setup: Setup,
+    *,
+    fresh: bool,
+    progress: bool,
+    start: float,
+) -> RunResult:
+    executor = setup.ensure_executor()  # a pool's workers start building the problem now
     journal = Journal(run_dir / JOURNAL_NAME, defer=True, read=not fresh)
     bar = tqdm(
         total=cfg.algorithm.budget,
@@ -68,6 +88,7 @@ def run_experiment(
         memo=setup.memo,
         # an algorithm that reads the scores of infeasible configurations gets full evaluations only
         early_reject=cfg.constraints.early_reject and not algorithm.exact_scores,
+        executor=executor,
     )
     try:
         _references(evaluator, setup)  # may refuse the run: before the run folder exists

@@ -15,6 +15,8 @@ from dse.core.problem import Problem
 from dse.core.registry import ALGORITHMS, PROBLEMS
 from dse.core.space import SearchSpace, cost_free
 from dse.indicators.normalization import Normalization, normalization_for
+from dse.run.executor import Executor
+from dse.run.workers import make_executor
 
 
 @dataclass
@@ -29,6 +31,20 @@ class Setup:
     norm: Normalization
     #: evaluation memo shared by every run given this setup (`dse compare`): no configuration runs twice
     memo: dict[tuple[int, ...], Evaluation] = field(default_factory=dict)
+    #: where evaluations run (`execution`): made on first use, shared by the runs, closed by the owner
+    executor: Executor | None = None
+
+    def ensure_executor(self) -> Executor:
+        """The executor `cfg.execution` asks for; a pool starts its workers here, once per setup."""
+        if self.executor is None:
+            self.executor = make_executor(self.cfg, self.problem)
+        return self.executor
+
+    def close_executor(self) -> None:
+        """Stop the workers (also after Ctrl-C or an error); a later run starts new ones."""
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.close()
 
 
 def build_setup(cfg: ExperimentConfig, progress: bool = True) -> Setup:

@@ -19,15 +19,24 @@ from dse.core.files import write_text
 from dse.results.heldout import load_held_out, validation_columns
 from dse.results.rundata import RunData, is_run_dir, load_run, read_csv, read_json
 from dse.results.sizes import SizeInfo, size_columns
+from dse.viz.finetuned_plot import write_finetuned_plot
 from dse.viz.run_plots import write_run_plots
 
 REPORT_NAME = "report.html"
 PACKAGES = ("dse", "numpy", "pandas", "scipy", "pymoo", "matplotlib", "pydantic", "PyYAML", "torch")
-RUN_PLOTS = ("pareto.png", "pareto_test.png", "hv_curve.png", "heatmap.png", "parallel.png")
+RUN_PLOTS = (
+    "pareto.png",
+    "pareto_test.png",
+    "pareto_finetuned.png",
+    "hv_curve.png",
+    "heatmap.png",
+    "parallel.png",
+)
 COMPARE_PLOTS = ("fronts.png", "hv_curve.png", "heatmap.png", "parallel.png")
 CAPTIONS = {
     "pareto.png": "Evaluated configurations and the feasible Pareto front (reference points in green).",
     "pareto_test.png": "The Pareto configurations on validation (searched) and on the held-out split.",
+    "pareto_finetuned.png": "Fronts after post-training quantization (searched) and after dse finetune.",
     "hv_curve.png": "Hypervolume of the feasible front after each evaluation (common normalisation).",
     "heatmap.png": "Bit width of each variable (row) in each Pareto configuration (column, by size).",
     "parallel.png": "Parallel coordinates of the Pareto configurations: variables, then objectives.",
@@ -70,6 +79,7 @@ def write_report(folder: str | Path) -> Path:
 
 def _run_body(run: RunData) -> tuple[str, str]:
     write_run_plots(run)  # from the run's files; cheap, and keeps the report in step with the journal
+    write_finetuned_plot(run)
     s = run.summary
     keys = [
         "experiment", "problem", "algorithm", "seed", "status", "budget", "evaluations",

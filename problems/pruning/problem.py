@@ -34,6 +34,7 @@ from dse.core.problem import Rejected, Variable
 from problems.pruning.config import PRUNING_METRICS, PruningConfig
 from problems.pruning.prune import MagnitudePruner, prunable_layers
 from problems.quantization.evaluation import split_batches, top1
+from problems.quantization.runtime import Runtime, Tuning
 from problems.quantization.setup import ZooModelProblem
 from problems.quantization.zoo.data import Splits
 
@@ -46,12 +47,17 @@ class LayerwisePruningProblem(ZooModelProblem):
     EARLY_REJECT = frozenset({"accuracy"})  # the quantization problem's exact early rejection
 
     def __init__(
-        self, model: nn.Module, splits: Splits, cfg: PruningConfig, baseline: dict[str, float]
+        self,
+        model: nn.Module,
+        splits: Splits,
+        cfg: PruningConfig,
+        baseline: dict[str, float],
+        runtime: Runtime | None = None,
     ) -> None:
         self.cfg = cfg
         self.baseline = baseline
         self.splits = splits
-        self.batch_size = cfg.data.batch_size
+        self.runtime = runtime or Runtime(torch.device("cpu"), Tuning(512, "contiguous"))
         self.float_model = model.eval()
         self.model = copy.deepcopy(model).eval()  # the one copy every evaluation prunes in place
         layers = prunable_layers(self.model, cfg.pruning.types)
@@ -72,9 +78,9 @@ class LayerwisePruningProblem(ZooModelProblem):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def _from_baseline(
-        cls, cfg: PruningConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any]
+        cls, cfg: PruningConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any], runtime: Runtime
     ) -> LayerwisePruningProblem:
-        return cls(model, splits, cfg, baseline)
+        return cls(model, splits, cfg, baseline, runtime)
 
     # -- the problem protocol -------------------------------------------------------------------
     def reference_configurations(self) -> dict[str, dict[str, int]]:
@@ -94,6 +100,10 @@ class LayerwisePruningProblem(ZooModelProblem):
         keep = ("model", "data", "training", "pruning", "constraints", "objectives")
         c["constraints"].pop("early_reject", None)  # the same feasibility and front either way
         return {"variables": {v.name: list(v.choices) for v in self.variables}, **{k: c[k] for k in keep}}
+
+    def describe_quantizers(self, values: Mapping[str, int], checkpoint: Any = None) -> dict[str, Any]:
+        """Its values are percents kept, not bit widths: no mpq.json (pick still prints the choice)."""
+        raise DseError("LayerwisePruningProblem has no quantizers to write as mpq.json")
 
     def layer_keeps(self, values: Mapping[str, int]) -> dict[str, int]:
         """Layer -> percent kept: searched layers from `values`, the others 100 (dense)."""
@@ -133,8 +143,9 @@ class LayerwisePruningProblem(ZooModelProblem):
         `Rejected` as soon as the wrong predictions prove it below (exact early rejection)."""
         if split not in self._batches:
             data = self.cfg.data
+            rt = self.runtime
             self._batches[split] = split_batches(
-                getattr(self.splits, split), data.first_batch_size, data.batch_size
+                getattr(self.splits, split), data.first_batch_size, rt.batch_size, rt.memory_format
             )
         return top1(self.model, self._batches[split], worse_than)
 

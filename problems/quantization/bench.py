@@ -1,7 +1,10 @@
-"""Evaluation cost against the float forward pass, measured side by side in one process."""
+"""Evaluation cost against the float forward pass, measured side by side in one process: the float
+pass both in the default setting (contiguous, batches up to 512, what evaluations ran in before
+tuning) and in the tuned one (`runtime.tuned_forward`) that evaluations now run in."""
 
 from __future__ import annotations
 
+import copy
 import math
 import statistics
 import time
@@ -12,7 +15,8 @@ import torch
 from torch import nn
 
 from dse.core.problem import Rejected
-from problems.quantization.evaluation import ModelEvaluator
+from problems.quantization.evaluation import ModelEvaluator, split_batches
+from problems.quantization.runtime import DEFAULT, model_device, place_model, sync
 
 Evaluate = Callable[..., dict[str, float]]
 
@@ -25,20 +29,25 @@ def benchmark(
     candidates: list[dict[str, int]],
     repeats: int = 3,
     reject_worse_than: Mapping[str, float] | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """Median seconds of: a float pass over the validation split, and a full candidate evaluation
     (set bits in place + the same pass through the quantized model + costs). Interleaved so drift
     in machine load hits both alike. With `reject_worse_than` (the constraint's limit), each
     candidate is also evaluated with early rejection: for those it rejects, the mean seconds of the
     rejected evaluation beside the mean of their full evaluations, and the ratio."""
     float_model = float_model.eval()
+    default_fmt, default_bs = DEFAULT
+    default_model = place_model(copy.deepcopy(float_model), model_device(float_model), default_fmt).eval()
+    default_batches = split_batches(engine.splits.val, engine.first_batch_size, default_bs, default_fmt)
     evaluate(candidates[0], metrics)  # warm-up: weight caches, allocator
     engine.accuracy(model=float_model)
-    float_times, eval_times, fwd_times = [], [], []
+    _time(default_model, default_batches)
+    float_times, eval_times, fwd_times, default_times = [], [], [], []
     full: dict[int, list[float]] = {}  # candidate -> seconds of its full evaluations
     rejected: dict[int, list[float]] = {}  # candidate -> seconds of its rejected evaluations
     for _ in range(repeats):
         for i, values in enumerate(candidates):
+            default_times.append(_time(default_model, default_batches))
             float_times.append(engine.time_forward(float_model, 1))
             t = time.perf_counter()
             evaluate(values, metrics)
@@ -51,19 +60,35 @@ def benchmark(
                     evaluate(values, metrics, reject_worse_than=reject_worse_than)
                 except Rejected:
                     rejected.setdefault(i, []).append(time.perf_counter() - t)
-    f, e, q = (statistics.median(x) for x in (float_times, eval_times, fwd_times))
+    f, e, q, d = (statistics.median(x) for x in (float_times, eval_times, fwd_times, default_times))
     return {
         "threads": float(torch.get_num_threads()),
+        "device": str(model_device(float_model)),
         "val_samples": float(len(engine.splits.val.x)),
         "batch_size": float(engine.batch_size),
+        "memory_format": engine.memory_format,
         "candidates": float(len(candidates)),
-        "float_forward_s": f,
+        "float_forward_default_s": d,
+        "float_forward_s": f,  # tuned: the setting evaluations run in
         "quantized_forward_s": q,
         "evaluation_s": e,
+        "ratio_tuned_to_default_float": f / d,
+        "ratio_evaluation_to_default_float": e / d,
         "ratio_evaluation_to_float": e / f,
         "ratio_quantized_forward_to_float": q / f,
         **(_rejection(full, rejected) if reject_worse_than else {}),
     }
+
+
+@torch.inference_mode()
+def _time(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    device = model_device(model)
+    sync(device)
+    start = time.perf_counter()
+    for x, _ in batches:
+        model(x)
+    sync(device)
+    return time.perf_counter() - start
 
 
 def _rejection(full: dict[int, list[float]], rejected: dict[int, list[float]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dse.core.config import ExperimentConfig, Section
 from dse.core.config import SearchSpaceSection as BaseSearchSpaceSection
+from problems.quantization.finetune_config import FinetuneSection
 
 
 def check_regex(rx: str | None, where: str = "") -> str | None:
@@ -38,12 +39,11 @@ class DataSection(Section):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     calib_samples: int = Field(128, ge=1, description="taken from the training part, disjoint from train")
     min_calib_samples: int = Field(16, ge=1)
-    batch_size: int = Field(512, ge=1, description="evaluation batch size")
     first_batch_size: int = Field(
         64,
         ge=1,
         description="a candidate's validation (and test) batches start at this size and double up to "
-        "batch_size: early rejection (constraints.early_reject) can stop after a small first batch",
+        "execution.batch_size: early rejection (constraints.early_reject) can stop after a small first batch",
     )
 
     @model_validator(mode="after")
@@ -186,6 +186,7 @@ class ModelProblemConfig(ExperimentConfig):
 class QuantizationConfig(ModelProblemConfig):
     quantization: QuantizationSection = Field(default_factory=QuantizationSection)
     search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
+    finetune: FinetuneSection = Field(default_factory=FinetuneSection)  # `dse finetune` only
 
     @classmethod
     def known_metrics(cls) -> set[str]:

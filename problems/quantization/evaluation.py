@@ -17,13 +17,14 @@ from torch import nn
 
 from dse.core.problem import Rejected
 from problems.quantization.qmodel import QuantizedModel
+from problems.quantization.runtime import sync, to_format
 from problems.quantization.zoo.data import Split, Splits
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _batches(x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    return [x[i : i + batch_size].contiguous() for i in range(0, len(x), batch_size)]
+def _batches(x: torch.Tensor, batch_size: int, memory_format: str = "contiguous") -> list[torch.Tensor]:
+    return [to_format(x[i : i + batch_size], memory_format) for i in range(0, len(x), batch_size)]
 
 
 def batch_cuts(n: int, first: int, batch_size: int) -> list[tuple[int, int]]:
@@ -36,8 +37,12 @@ def batch_cuts(n: int, first: int, batch_size: int) -> list[tuple[int, int]]:
     return cuts
 
 
-def split_batches(split: Split, first: int, batch_size: int) -> Batches:
-    return [(split.x[a:b].contiguous(), split.y[a:b]) for a, b in batch_cuts(len(split.y), first, batch_size)]
+def split_batches(split: Split, first: int, batch_size: int, memory_format: str = "contiguous") -> Batches:
+    """The split's batches (`batch_cuts`), inputs in the memory format the model runs fastest in."""
+    return [
+        (to_format(split.x[a:b], memory_format), split.y[a:b])
+        for a, b in batch_cuts(len(split.y), first, batch_size)
+    ]
 
 
 def percent(correct: int, n: int) -> float:
@@ -82,20 +87,28 @@ def top1(
 
 class ModelEvaluator:
     def __init__(
-        self, qmodel: QuantizedModel, splits: Splits, batch_size: int, first_batch_size: int = 0
+        self,
+        qmodel: QuantizedModel,
+        splits: Splits,
+        batch_size: int,
+        first_batch_size: int = 0,
+        memory_format: str = "contiguous",
     ) -> None:
         self.qmodel = qmodel
         self.batch_size = batch_size
+        self.memory_format = memory_format
         self.first_batch_size = first_batch_size or batch_size
         self.splits = splits
         self._split_batches: dict[str, Batches] = {}
-        self._calib = _batches(splits.calib.x, batch_size)
+        self._calib = _batches(splits.calib.x, batch_size, memory_format)
         self._float_calib_out: list[torch.Tensor] | None = None
 
     def _split(self, name: str) -> Batches:
         if name not in self._split_batches:
             split: Split = getattr(self.splits, name)
-            self._split_batches[name] = split_batches(split, self.first_batch_size, self.batch_size)
+            self._split_batches[name] = split_batches(
+                split, self.first_batch_size, self.batch_size, self.memory_format
+            )
         return self._split_batches[name]
 
     @torch.inference_mode()
@@ -122,10 +135,13 @@ class ModelEvaluator:
     def time_forward(self, model: Callable[[torch.Tensor], torch.Tensor], repeats: int) -> float:
         """Best-of-`repeats` seconds for one pass over the validation split."""
         batches = self._split("val")
+        device = batches[0][0].device
         best = float("inf")
         for _ in range(repeats):
+            sync(device)
             t = time.perf_counter()
             for x, _ in batches:
                 model(x)
+            sync(device)
             best = min(best, time.perf_counter() - t)
         return best

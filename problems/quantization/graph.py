@@ -15,12 +15,20 @@ the first call is 1, a container finishes after its children); depth = that inde
 
 from __future__ import annotations
 
+import operator
+from collections import Counter
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor, fx, nn
 
 FX, CALL_ORDER = "torch.fx", "module call order"
+#: modules whose output is new memory (never a view of their input)
+FRESH_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+#: modules that, in evaluation, hand back their input itself (a folded BatchNorm is an Identity)
+ALIAS_MODULES = (nn.Identity, nn.Dropout)
+#: functions whose output is new memory
+FRESH_FUNCTIONS = (operator.add, torch.add)
 
 
 def fx_depths(model: nn.Module) -> dict[str, int]:
@@ -83,3 +91,39 @@ def module_depths(model: nn.Module, names: Iterable[str], example: Tensor) -> tu
         depths, source = call_order_depths(model, example), CALL_ORDER
     deepest = max(depths.values(), default=0)
     return {n: depths.get(n, deepest + 1) for n in wanted}, source
+
+
+def may_run_in_place(model: nn.Module, types: tuple[type[nn.Module], ...]) -> set[str]:
+    """Names of the modules of `types` (e.g. ReLU) whose input is new memory that nothing else reads,
+    so that they may overwrite it (`inplace=True`): saves allocating their output on every call.
+
+    Found on the `torch.fx` graph: the input must come from a module or function that makes new
+    memory (through modules that alias it, such as a folded BatchNorm's Identity), with this module
+    as its only reader, and the module must be called once. Where tracing fails: none.
+    """
+    try:
+        traced = fx.symbolic_trace(model)
+    except Exception:  # noqa: BLE001 - untraceable: keep every module as it is
+        return set()
+    modules = dict(traced.named_modules())
+
+    def fresh_and_single(node: object) -> bool:
+        if not isinstance(node, fx.Node) or len(node.users) != 1:
+            return False
+        if node.op == "call_module":
+            module = modules[str(node.target)]
+            if isinstance(module, ALIAS_MODULES):
+                return bool(node.args) and fresh_and_single(node.args[0])
+            return isinstance(module, FRESH_MODULES)
+        return node.op == "call_function" and node.target in FRESH_FUNCTIONS
+
+    calls = Counter(str(n.target) for n in traced.graph.nodes if n.op == "call_module")
+    return {
+        str(n.target)
+        for n in traced.graph.nodes
+        if n.op == "call_module"
+        and isinstance(modules[str(n.target)], types)
+        and calls[str(n.target)] == 1
+        and bool(n.args)
+        and fresh_and_single(n.args[0])
+    }

@@ -16,10 +16,12 @@ from dse.core.errors import DseError
 from dse.core.problem import Rejected, Variable
 from problems.quantization.bench import benchmark
 from problems.quantization.config import BitsSpec, QuantizationConfig
+from problems.quantization.deployment import DeploymentHooks
 from problems.quantization.evaluation import ModelEvaluator
 from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
+from problems.quantization.runtime import CALIBRATION_BATCH, Runtime, place_model
 from problems.quantization.setup import ZooModelProblem
 from problems.quantization.zoo.data import Splits
 
@@ -28,7 +30,7 @@ UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
 WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
 
 
-class LayerwiseQuantizationProblem(ZooModelProblem):
+class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
     METRICS: ClassVar[dict[str, Any]] = {
         "accuracy": "max",
         "total_bits": "min",
@@ -75,7 +77,12 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def _from_baseline(
-        cls, cfg: QuantizationConfig, model: nn.Module, splits: Splits, baseline: dict[str, Any]
+        cls,
+        cfg: QuantizationConfig,
+        model: nn.Module,
+        splits: Splits,
+        baseline: dict[str, Any],
+        runtime: Runtime,
     ) -> LayerwiseQuantizationProblem:
         q = cfg.quantization
         qmodel = QuantizedModel(
@@ -94,13 +101,16 @@ class LayerwiseQuantizationProblem(ZooModelProblem):
             quantize_biases=q.fixed_point.biases,
             act_samples=q.fixed_point.samples,
         )
-        calib = splits.calib.x
-        bs = cfg.data.batch_size
+        # calibration batches are fixed (not tuned): the ranges must not depend on the machine
+        calib, bs = splits.calib.x, CALIBRATION_BATCH
         qmodel.calibrate(
             (calib[i : i + bs] for i in range(0, len(calib), bs)), min_samples=cfg.data.min_calib_samples
         )
         stats = qmodel.layer_stats(calib[:1])
-        engine = ModelEvaluator(qmodel, splits, bs, cfg.data.first_batch_size)
+        qmodel = place_model(qmodel, runtime.device, runtime.memory_format)
+        engine = ModelEvaluator(
+            qmodel, splits, runtime.batch_size, cfg.data.first_batch_size, runtime.memory_format
+        )
         return cls(qmodel, engine, cfg, baseline, stats, model)
 
     # -- the problem protocol -------------------------------------------------------------------

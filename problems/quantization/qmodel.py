@@ -35,7 +35,14 @@ from problems.quantization.formats.quantizer import (
     TensorQuantizer,
     UnknownQuantizerError,
 )
-from problems.quantization.placement import QuantizerFactory, act_modules, output_hook, weight_layers
+from problems.quantization.graph import may_run_in_place
+from problems.quantization.placement import (
+    UNSIGNED_TYPES,
+    QuantizerFactory,
+    act_modules,
+    output_hook,
+    weight_layers,
+)
 from problems.quantization.stats import Stats, measure
 
 INPUT = "input"
@@ -104,6 +111,8 @@ class QuantizedModel(nn.Module):
             q = make.activation(n, m, seed=len(self.act_quantizers))
             self.act_quantizers[n] = q
             current[n].register_forward_hook(output_hook(q))
+        for n in may_run_in_place(self.model, UNSIGNED_TYPES):  # no output allocated per call
+            current[n].inplace = True
         self._act_modes = {n: q.mode for n, q in self.act_quantizers.items()}  # before calibration
         self._quantizers = nn.ModuleDict(
             {"w:" + n.replace(".", "/"): q for n, q in self.weight_quantizers.items()}

@@ -8,6 +8,7 @@ variables f0, f1, ... after the x_i that lower accuracy (sens 0.1 each) but chan
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ class ToySection(Section):
     sleep: float = Field(0.0, ge=0)  # seconds each accuracy evaluation takes (lets a test kill mid-run)
     sleep_when_first_is: int | None = None  # sleep only when x0 has this value (time-out tests)
     calls_log: str | None = None  # file that gets one line per accuracy evaluation started (all processes)
+    pid_log: str | None = None  # file that gets the process id of each accuracy evaluation (worker tests)
     depths: list[int] | None = None  # depth of each variable (default: x_i at i + 1)
     depths_known: bool = True  # False: depths() returns None, as for a model that cannot be traced
     initial: list[int] | None = None  # initial_values() (default None: every variable highest)
@@ -128,8 +130,11 @@ class ToyProblem(Problem):
             if self.section.calls_log is not None:
                 with open(self.section.calls_log, "a") as fh:
                     fh.write(",".join(map(str, bits)) + "\n")
+            if self.section.pid_log is not None:
+                with open(self.section.pid_log, "a") as fh:
+                    fh.write(f"{os.getpid()}\n")
             if self.section.sleep and self.section.sleep_when_first_is in (None, bits[0]):
-                time.sleep(self.section.sleep)
+                _sleep(self.section.sleep)
             if self.section.fail_when_first_is is not None and bits[0] == self.section.fail_when_first_is:
                 raise RuntimeError("injected failure")
             if self.section.nan_when_first_is is not None and bits[0] == self.section.nan_when_first_is:
@@ -145,6 +150,14 @@ class ToyProblem(Problem):
                     kept = {m: out[m] for m in metrics if m in out}
                     raise Rejected("accuracy", bound if bound < limit else acc, kept, "toy")
         return {m: out[m] for m in metrics}
+
+
+def _sleep(seconds: float) -> None:
+    """In steps, as a model evaluates batch after batch: an exception raised in this thread by another
+    (a timeout outside the main thread) lands between two steps."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.01))
 
 
 PROBLEMS.register("toy", ("tests.dse.toy:ToyConfig", "tests.dse.toy:ToyProblem"))  # type: ignore[arg-type]

@@ -119,6 +119,7 @@ class _Histogram:
             return
         if self.width is None:
             self.width = top / self.num_bins
+            self.pos = self.neg = x.new_zeros(0, dtype=torch.float64)  # counted where x lives
         n = max(math.ceil(top / self.width), 1)
         while n > 2 * self.num_bins:
             self.pos, self.neg = _merge_pairs(self.pos), _merge_pairs(self.neg)
@@ -136,9 +137,11 @@ class _Histogram:
         """Signed bin centres (one row) and their counts; zeros sit exactly at 0."""
         if self.width is None:
             return torch.zeros(1, 1, dtype=torch.float64), torch.full((1, 1), self.zeros, dtype=torch.float64)
-        centres = (torch.arange(len(self.pos), dtype=torch.float64) + 0.5) * self.width
-        v = torch.cat([-centres.flip(0), torch.zeros(1, dtype=torch.float64), centres])
-        w = torch.cat([self.neg.flip(0), torch.tensor([self.zeros], dtype=torch.float64), self.pos])
+        centres = (
+            torch.arange(len(self.pos), dtype=torch.float64, device=self.pos.device) + 0.5
+        ) * self.width
+        v = torch.cat([-centres.flip(0), centres.new_zeros(1), centres])
+        w = torch.cat([self.neg.flip(0), centres.new_full((1,), self.zeros), self.pos])
         return v.unsqueeze(0), w.unsqueeze(0)
 
 
@@ -250,12 +253,14 @@ class MseCalibrator(_DistributionCalibrator):
             return (d * d * w).sum(1) if w is not None else (d * d).sum(1)
 
         rows = v.shape[0]
-        coarse = torch.logspace(-3, 0, self.COARSE, dtype=torch.float64)
+        coarse = torch.logspace(-3, 0, self.COARSE, dtype=torch.float64, device=v.device)
         err = torch.stack([errors(t.expand(rows, 1)) for t in coarse], dim=1)
         best = err.argmin(1)
         left = coarse[(best - 1).clamp(min=0)]
         right = coarse[(best + 1).clamp(max=self.COARSE - 1)]
-        fine = left[:, None] + (right - left)[:, None] * torch.linspace(0, 1, self.FINE, dtype=torch.float64)
+        fine = left[:, None] + (right - left)[:, None] * torch.linspace(
+            0, 1, self.FINE, dtype=torch.float64, device=v.device
+        )
         err = torch.stack([errors(fine[:, i : i + 1]) for i in range(self.FINE)], dim=1)
         t = fine.gather(1, err.argmin(1, keepdim=True))
         return self._shaped(t * lo_top), self._shaped(t * hi_top)

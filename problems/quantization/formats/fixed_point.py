@@ -152,6 +152,10 @@ class FixedPointFormat:
         v = x.detach().reshape(-1).float()
         if v.numel() == 0:
             return
+        if self._values.device != v.device:  # the first tensor seen says where the sample lives
+            self._values, self._keys, self._extremes = (
+                t.to(v.device) for t in (self._values, self._keys, self._extremes)
+            )
         lo, hi = torch.aminmax(torch.cat([self._extremes, v]))
         self._extremes = torch.stack([lo, hi])
         self.max_abs = max(-lo.item(), hi.item())
@@ -159,7 +163,7 @@ class FixedPointFormat:
         if self.sample_size is None:
             self._values = torch.cat([self._values, v])
             return
-        keys = torch.cat([self._keys, torch.rand(v.numel(), generator=self._gen)])
+        keys = torch.cat([self._keys, torch.rand(v.numel(), generator=self._gen).to(v.device)])
         values = torch.cat([self._values, v])
         if len(keys) > self.sample_size:
             keys, idx = torch.topk(keys, self.sample_size, largest=False, sorted=False)

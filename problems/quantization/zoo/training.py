@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from dse.core.errors import DseError
 from dse.core.files import atomic_write
 from problems.quantization.config import DataSection, ModelSection, TrainingSection
+from problems.quantization.runtime import model_device
 from problems.quantization.zoo.data import Split, Splits
 
 CACHE_FORMAT = 1  # bump when the training recipe changes, so old cached baselines are not reused
@@ -36,7 +37,7 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = 512) -> float:
         return 0.0
     was_training = model.training
     model.eval()
-    device = _device(model)
+    device = model_device(model)
     correct = 0
     try:
         with torch.inference_mode():
@@ -47,11 +48,6 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = 512) -> float:
     finally:
         model.train(was_training)
     return 100.0 * correct / n
-
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -85,13 +81,20 @@ def random_shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Ten
 
 
 def train_baseline(
-    model: nn.Module, splits: Splits, cfg: TrainingSection, seed: int, progress: bool = True
+    model: nn.Module,
+    splits: Splits,
+    cfg: TrainingSection,
+    seed: int,
+    progress: bool = True,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train `model` in place on `splits.train`; return val/test accuracy, epochs and seconds."""
+    """Train `model` in place on `splits.train`; return val/test accuracy, epochs and seconds.
+    `on_epoch(epoch)` (1-based) runs after each epoch: fine-tuning keeps its best epoch that way; it must
+    leave the model's weights, mode and the random streams alone, so training is the same with or without."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    device = _device(model)
+    device = model_device(model)
     x, y = splits.train.x, splits.train.y
     n = len(y)
     if n == 0:
@@ -116,7 +119,7 @@ def train_baseline(
     bar = tqdm(range(cfg.epochs), desc="baseline", unit="epoch", disable=not show, leave=False)
     model.train()
     last_loss = float("nan")
-    for _epoch in bar:
+    for epoch in bar:
         perm = torch.randperm(n, generator=gen)
         running, seen = 0.0, 0
         for i in range(0, n, bs):
@@ -132,6 +135,8 @@ def train_baseline(
             running += loss.item() * len(idx)
             seen += len(idx)
         last_loss = running / max(seen, 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
         if show:
             bar.set_postfix(loss=f"{last_loss:.3f}", val=f"{accuracy(model, splits.val):.1f}%")
             model.train()

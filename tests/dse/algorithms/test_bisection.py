@@ -27,14 +27,15 @@ def test_bisection_meets_the_target_within_the_evaluation_bound(tmp_path, mode, 
     res = run_toy(
         tmp_path, "bisection", {"mode": mode, "qerror_ratio": ratio}, toy={**TOY, "qerror_weights": w}
     )
-    steps, mpq, evals = table(res, "bisection.csv"), read_json(res, "mpq.json"), table(res, "evaluations.csv")
+    steps, doc, evals = table(res, "bisection.csv"), read_json(res, "mpq.json"), table(res, "evaluations.csv")
+    mpq = doc["bisection"]  # the algorithm's own record in the one mpq.json layout
     q_high, q_low = qerror([8] * 10, w), qerror([4] * 10, w)
     target = q_high + ratio * (q_low - q_high)
     assert mpq["target"] == pytest.approx(target)
     assert mpq["final_score"] <= target + 1e-12
     # the answer is a configuration that was measured and whose qerror is final_score
-    final = {f"x{i}": mpq["default_quantization_bits"] for i in range(10)}
-    final.update({layer["name"]: layer["bits"] for layer in mpq["layers"]})
+    final = {layer["name"]: layer["bits"] for layer in doc["layers"]}
+    assert final == doc["bits"] and sorted(final) == sorted(f"x{i}" for i in range(10))
     assert qerror([final[f"x{i}"] for i in range(10)], w) == pytest.approx(mpq["final_score"])
     assert (evals[list(final)] == list(final.values())).all(axis=1).any()
     # the documented bound: ceil(log2(levels)) cut evaluations over the 8 distinct depths, i.e. 3;
@@ -74,8 +75,10 @@ def test_cut_evaluations_never_exceed_ceil_log2_levels_and_reach_it(tmp_path, le
         # qerror with n high levels is q_high + (levels - n) * c; the target q_high + ratio * levels * c
         ratio = (levels - k + 0.5) / levels
         res = run_toy(tmp_path, "bisection", {"mode": "front", "qerror_ratio": ratio}, toy=toy, out=f"k{k}")
-        mpq = read_json(res, "mpq.json")
-        assert sorted(layer["name"] for layer in mpq["layers"]) == sorted(f"x{i}" for i in range(k))
+        doc = read_json(res, "mpq.json")
+        mpq = doc["bisection"]
+        high = [layer["name"] for layer in doc["layers"] if layer["bits"] == mpq["high"]]
+        assert sorted(high) == sorted(f"x{i}" for i in range(k))
         steps = table(res, "bisection.csv")
         assert mpq["cut_evaluations"] == (steps.phase == "cut").sum() == len(res.evaluations) - 2
         cuts.append(mpq["cut_evaluations"])
@@ -86,26 +89,29 @@ def test_auto_puts_high_precision_where_the_errors_are(tmp_path):
     w = [1.0 / (i + 1) for i in range(10)]
     front = run_toy(tmp_path, "bisection", toy={**TOY, "qerror_weights": w}, out="f")
     back = run_toy(tmp_path, "bisection", toy={**TOY, "qerror_weights": w[::-1]}, out="b")
-    assert read_json(front, "mpq.json")["high_side"] == "front"
-    assert read_json(back, "mpq.json")["high_side"] == "back"
+    assert read_json(front, "mpq.json")["bisection"]["high_side"] == "front"
+    assert read_json(back, "mpq.json")["bisection"]["high_side"] == "back"
 
 
 def test_early_returns(tmp_path):
     low = run_toy(tmp_path, "bisection", {"qerror_ratio": 1.0}, toy=TOY, out="low")
-    mpq = read_json(low, "mpq.json")
-    assert mpq["result"] == "all-low meets the target" and mpq["layers"] == [] and len(low.evaluations) == 2
+    doc = read_json(low, "mpq.json")
+    mpq = doc["bisection"]
+    assert mpq["result"] == "all-low meets the target" and len(low.evaluations) == 2
+    assert {layer["bits"] for layer in doc["layers"]} == {mpq["low"]}
     # all-high (here 6 bits, below the space's highest) can only miss the target by failing
     opts = {"high": 6, "low": 3}
     high = run_toy(tmp_path, "bisection", opts, toy={**TOY, "fail_when_first_is": 6}, out="high")
-    mpq = read_json(high, "mpq.json")
+    doc = read_json(high, "mpq.json")
+    mpq = doc["bisection"]
     assert mpq["result"] == "all-high misses the target: it failed (RuntimeError: injected failure)"
     assert len(high.evaluations) == 2 and mpq["final_score"] is None
-    assert {layer["bits"] for layer in mpq["layers"]} == {6} and len(mpq["layers"]) == 10
+    assert {layer["bits"] for layer in doc["layers"]} == {6} and len(doc["layers"]) == 10
 
 
 def test_accuracy_as_score_and_explicit_precisions(tmp_path):
     res = run_toy(tmp_path, "bisection", {"score": "accuracy", "high": 6, "low": 3, "mode": "back"}, toy=TOY)
-    mpq = read_json(res, "mpq.json")
+    mpq = read_json(res, "mpq.json")["bisection"]
     acc = table(res, "evaluations.csv").set_index("label").accuracy
     assert mpq["high"] == 6 and mpq["low"] == 3 and mpq["high_side"] == "back"
     target = acc["bisection:all-high"] - 0.5 * (acc["bisection:all-high"] - acc["bisection:all-low"])
@@ -117,7 +123,7 @@ def test_budget_ends_the_search_with_its_files(tmp_path):
     res = run_toy(tmp_path, "bisection", budget=5, toy=TOY)
     assert len(res.evaluations) == 5
     assert len(table(res, "bisection.csv")) == 5
-    assert read_json(res, "mpq.json")["result"].startswith("all-high")  # best known so far
+    assert read_json(res, "mpq.json")["bisection"]["result"].startswith("all-high")  # best known so far
 
 
 def test_default_precisions():

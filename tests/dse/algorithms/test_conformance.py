@@ -10,7 +10,9 @@ space, an optional package) goes in SETTINGS below, never into special-cased tes
   of an uninterrupted run;
 - budgeted: no more distinct search evaluations (journal rows and model runs) than the budget, and
   all of it where the algorithm wants more: a smaller budget only ends the same search sooner;
-- failure-tolerant: configurations that raise are recorded as failed and the run carries on.
+- failure-tolerant: configurations that raise are recorded as failed and the run carries on;
+- batch-invariant: where evaluations go out in batches to several workers, the journal is the one
+  written one evaluation at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import pytest
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.core.registry import ALGORITHMS
+from dse.run.evaluator import CHUNK
+from dse.run.executor import InProcess
 from dse.run.journal import JOURNAL_NAME
 from tests.dse.proc import REPO, events
 from tests.dse.runs import run_toy
@@ -118,6 +122,8 @@ def outputs(run_dir: Path) -> dict[str, Any]:
             out[path.name] = _frame(path)
         elif path.suffix == ".json":
             data = json.loads(path.read_text())
+            if isinstance(data.get("source"), dict):  # mpq.json names the folder it was written in
+                data["source"].pop("run_dir", None)
             drop = ("replayed_from_journal",)
             out[path.name] = {k: v for k, v in data.items() if not k.endswith("seconds") and k not in drop}
     return out
@@ -289,6 +295,28 @@ def test_a_failed_evaluation_does_not_stop_the_run(tmp_path, name):
     assert res.summary["failed_evaluations"] == len(failed)
     table = pd.read_csv(res.run_dir / "evaluations.csv")
     assert (table.status == "failed").sum() == len(failed)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batches_for_several_workers_write_the_journal_of_one_by_one_evaluation(
+    tmp_path, name, full_runs, monkeypatch
+):
+    """The in-process executor told it has 3 workers: the evaluator sends it chunks of up to 12
+    model runs at once, as it would a pool; the journal must not change."""
+    reference = events(full_runs(name))  # first: made one evaluation at a time
+    sizes: list[int] = []
+    original = InProcess.run
+
+    def run_batch(self, tasks):
+        sizes.append(len(tasks))
+        return original(self, tasks)
+
+    monkeypatch.setattr(InProcess, "workers", 3)
+    monkeypatch.setattr(InProcess, "run", run_batch)
+    batched = run(tmp_path, name, "batched").run_dir
+    assert events(batched) == reference
+    assert max(sizes) <= CHUNK * 3
+    assert max(sizes) > 1, f"{name} sent no batch: every model run went out alone"
 
 
 # last in the file: the fresh process has been running alongside the tests above

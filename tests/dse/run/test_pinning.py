@@ -97,7 +97,7 @@ def test_every_algorithm_searches_the_free_variables_only(tmp_path, algorithm):
     assert len(frame) > 0 and (frame[["f0", "f1"]] == 8).all().all()
     assert (frame[["x0", "x1", "x2"]] < 8).any().any()  # the others were searched
     assert (out / "pareto.png").is_file() and (out / "heatmap.png").is_file()  # plots read rundata.variables
-    if algorithm == "bisection":  # mpq.json: every layer not at the low default, pinned ones included
+    if algorithm == "bisection":  # mpq.json: every variable, pinned ones included
         mpq = json.loads((out / "mpq.json").read_text())
         layers = {layer["name"]: layer["bits"] for layer in mpq["layers"]}
         assert layers["f0"] == 8 and layers["f1"] == 8

@@ -30,7 +30,8 @@ CASES = {
 
 def _config(tmp_path, objectives, algorithm, options):
     cfg = {
-        "experiment": {"name": "q", "threads": 2},
+        "experiment": {"name": "q"},
+        "execution": {"threads": 2},
         "model": {"name": "mlp", "options": {"hidden": [16]}},  # no checkpoint: a baseline is trained
         "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
         "training": {"epochs": 1},

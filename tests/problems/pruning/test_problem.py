@@ -18,7 +18,8 @@ from problems.pruning.problem import LayerwisePruningProblem  # noqa: E402
 def _cfg(root, **pruning):
     return parse_config(
         {
-            "experiment": {"name": "p", "problem": "layerwise_pruning", "threads": 1},
+            "experiment": {"name": "p", "problem": "layerwise_pruning"},
+            "execution": {"threads": 1},
             "model": {"name": "mlp", "options": {"hidden": [16]}},
             "data": {"name": "digits", "image_size": 8},
             "training": {"epochs": 1},

@@ -26,7 +26,8 @@ RUN_FILES = [
 
 def _write(tmp_path, **model):
     cfg = {
-        "experiment": {"name": "tiny-pruning", "problem": "layerwise_pruning", "threads": 1},
+        "experiment": {"name": "tiny-pruning", "problem": "layerwise_pruning"},
+        "execution": {"threads": 1},
         "model": {"name": "mlp", "options": {"hidden": [16]}, **model},
         "data": {"name": "digits", "image_size": 8},
         "training": {"epochs": 1},

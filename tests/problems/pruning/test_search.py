@@ -22,7 +22,8 @@ def root(tmp_path_factory):
 def test_greedy_and_ilp_find_a_feasible_pruned_configuration(root, algorithm):
     cfg = dse.config(
         {
-            "experiment": {"name": "tiny", "problem": "layerwise_pruning", "threads": 1},
+            "experiment": {"name": "tiny", "problem": "layerwise_pruning"},
+            "execution": {"threads": 1},
             "model": {"name": "mlp", "options": {"hidden": [16]}},
             "data": {"name": "digits", "image_size": 8},
             "training": {"epochs": 3},

@@ -19,9 +19,10 @@ def printed(tmp_path_factory):
     config.write_text(
         yaml.safe_dump(
             {
-                "experiment": {"name": "tiny", "threads": 1},
+                "experiment": {"name": "tiny"},
                 "model": {"name": "mlp", "options": {"hidden": [16]}},
-                "data": {"name": "digits", "image_size": 8, "calib_samples": 64, "batch_size": 100},
+                "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
+                "execution": {"threads": 1, "batch_size": 100},
                 "training": {"epochs": 1},
                 "objectives": ["accuracy", "weight_bits"],
                 "output": {"root": str(tmp / "results"), "plots": False},
@@ -42,11 +43,15 @@ def test_bench_prints_positive_timings_and_their_ratio(printed, capsys):
     code, out, err = _run(capsys, str(printed), "--candidates", "2", "--repeats", "1")
     assert code == 0, err
     lines = out.strip().splitlines()
-    figures = {}
+    figures, words = {}, {}
     for line in lines[:-1]:
         m = re.fullmatch(r"(\w+) +(\S+)", line)
         assert m, line
-        figures[m.group(1)] = float(m.group(2))
+        try:
+            figures[m.group(1)] = float(m.group(2))
+        except ValueError:
+            words[m.group(1)] = m.group(2)
+    assert words["device"] == "cpu" and words["memory_format"] in ("contiguous", "channels_last")
     for key in ("float_forward_s", "quantized_forward_s", "evaluation_s", "ratio_evaluation_to_float"):
         assert figures[key] > 0, key
     # the ratio is the printed evaluation time over the printed float time (6 significant digits each)

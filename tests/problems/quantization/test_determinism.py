@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow  # end-to-end: runs the CLI / trains a model
 def _run(tmp_path, root: str, out: str, seed: int = 0):
     cfg = parse_config(
         {
-            "experiment": {"name": "det", "threads": 1, "seed": seed},
+            "experiment": {"name": "det", "seed": seed},
+            "execution": {"threads": 1},
             "model": {"name": "mlp", "options": {"hidden": [16]}},
             "data": {"name": "digits", "image_size": 8, "calib_samples": 64, "seed": 3},
             "training": {"epochs": 1},

@@ -59,14 +59,14 @@ def test_top1_rejects_exactly_where_the_full_accuracy_misses_the_limit():
 def problem(tmp_path_factory):
     cfg = parse_config(
         {
-            "experiment": {"name": "reject", "threads": 1},
+            "experiment": {"name": "reject"},
+            "execution": {"threads": 1, "batch_size": 64},
             "model": {"name": "mlp", "options": {"hidden": [16]}},
             # batches of 16, 32, 64, 64, ...: a rejection can stop after 16 validation samples
             "data": {
                 "name": "digits",
                 "image_size": 8,
                 "calib_samples": 64,
-                "batch_size": 64,
                 "first_batch_size": 16,
             },
             "training": {"epochs": 2},

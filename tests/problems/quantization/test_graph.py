@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from problems.quantization.graph import CALL_ORDER, FX, call_order_depths, fx_depths, module_depths
+from problems.quantization.graph import (
+    CALL_ORDER,
+    FX,
+    call_order_depths,
+    fx_depths,
+    may_run_in_place,
+    module_depths,
+)
 
 
 class Residual(nn.Module):
@@ -84,3 +91,50 @@ def test_untraceable_model_falls_back_to_the_call_order():
     residual.spare = nn.ReLU()  # never called: fx misses it, so does the call order
     depths, source = module_depths(residual, ["skip", "spare"], torch.randn(1, 1, 4, 4))
     assert source == CALL_ORDER and depths == {"skip": 4, "spare": 8}  # conv1 relu1 conv2 skip ... fc 7
+
+
+class Aliasing(nn.Module):
+    """ReLUs whose input is fresh and read once (safe), read twice, the model input, reached through
+    an Identity (a folded BatchNorm), and one module called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1)
+        self.conv2 = nn.Conv2d(2, 2, 1)
+        self.bn = nn.Identity()
+        self.safe = nn.ReLU()
+        self.shared = nn.ReLU()
+        self.on_input = nn.ReLU()
+        self.via_identity = nn.ReLU()
+        self.twice = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.safe(self.conv(x))  # conv output: fresh, one reader
+        b = self.conv2(a)
+        c = self.shared(b) + b  # b is read twice: overwriting it would change the sum
+        d = self.on_input(x)  # the caller's tensor
+        e = self.via_identity(self.bn(self.conv2(a)))
+        return self.twice(c) + self.twice(e) + d
+
+
+def test_only_relus_whose_input_is_fresh_and_read_once_may_run_in_place():
+    assert may_run_in_place(Aliasing(), (nn.ReLU,)) == {"safe", "via_identity"}
+
+
+def test_in_place_relus_change_no_value_and_the_quantized_resnet_gets_them():
+    from problems.quantization.qmodel import QuantizedModel
+    from problems.quantization.zoo.resnet import resnet8
+
+    torch.manual_seed(0)
+    model = resnet8(in_channels=1, width=4).eval()
+    x = torch.randn(16, 1, 8, 8)
+    q = QuantizedModel(model)
+    q.calibrate([x])
+    relus = [m for m in q.modules() if isinstance(m, nn.ReLU)]
+    assert relus and all(m.inplace for m in relus)  # every ReLU of a ResNet reads a fresh tensor
+    with torch.inference_mode():
+        fast = q(x)
+        for m in relus:
+            m.inplace = False
+        assert torch.equal(fast, q(x))
+    assert not any(m.inplace for m in model.modules() if isinstance(m, nn.ReLU))  # the float model untouched

@@ -17,7 +17,8 @@ def problem(tmp_path_factory):
     root = tmp_path_factory.mktemp("heldout")
     cfg = parse_config(
         {
-            "experiment": {"name": "q", "threads": 2},
+            "experiment": {"name": "q"},
+            "execution": {"threads": 2},
             "model": {"name": "mlp", "options": {"hidden": [32]}},
             "data": {"name": "digits", "image_size": 8},
             "training": {"epochs": 2},

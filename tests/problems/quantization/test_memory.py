@@ -19,7 +19,8 @@ WARM_UP, EVALUATIONS, MARGIN_MB = 100, 600, 30
 def test_resident_memory_stays_flat_over_600_evaluations(tmp_path):
     cfg = parse_config(
         {
-            "experiment": {"name": "memory", "threads": 1},
+            "experiment": {"name": "memory"},
+            "execution": {"threads": 1},
             "model": {"name": "mlp", "options": {"hidden": [32, 16]}},
             "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
             "training": {"epochs": 1},

@@ -15,7 +15,8 @@ from problems.quantization.formats.fixed_point import initial_word_length
 def _config(root, **quantization):
     return parse_config(
         {
-            "experiment": {"name": "q", "threads": 2},
+            "experiment": {"name": "q"},
+            "execution": {"threads": 2},
             "model": {"name": "mlp", "options": {"hidden": [16]}},
             "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
             "training": {"epochs": 1},

@@ -197,7 +197,8 @@ def test_garbage_checkpoint_exits_2_from_the_cli(tmp_path, capsys) -> None:
     config.write_text(
         yaml.safe_dump(
             {
-                "experiment": {"name": "tiny", "threads": 1},
+                "experiment": {"name": "tiny"},
+                "execution": {"threads": 1},
                 "model": {"name": "mlp", "options": {"hidden": [16]}, "checkpoint": str(bad)},
                 "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
                 "objectives": ["accuracy", "weight_bits"],

@@ -1,0 +1,82 @@
+"""The quantization problem's part of mpq.json: every quantizer of one configuration, as deployed.
+
+One entry per quantizer (weights, activations, the model input, fixed-point biases), named as the run
+names it (`w:<module>`, `a:<module>`, `b:<module>`: the columns of evaluations.csv), so names are
+unique even where a module has a weight and an output quantizer. ONE's fields (`dtype`, `granularity`)
+come first; ours follow: bits, format, mode, axis, scale and amax (lists per channel), the fraction
+length of fixed point, and the searched variable that sets the bits (null: not searched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from problems.quantization.formats.quantizer import TensorQuantizer
+
+KINDS = {"w:": "weight", "a:": "output", "b:": "bias"}
+
+
+def describe(problem: Any, values: Mapping[str, int], deployed: Any) -> list[dict[str, Any]]:
+    """mpq.json `layers` for `values`, with the ranges `deployed` quantizes with."""
+    problem.apply(problem.unit_bits(values))
+    setter = {unit: var for var, members in problem._members.items() for unit in members}
+    tables = {"w:": deployed.weight_quantizers, "a:": deployed.act_quantizers, "b:": deployed.bias_quantizers}
+    layers = []
+    for unit, bits in problem.unit_bits(values).items():
+        prefix, module = unit[:2], unit[2:]
+        q = tables[prefix][module]
+        kind = (
+            "input"
+            if prefix == "a:" and module not in dict(deployed.model.named_modules())
+            else KINDS[prefix]
+        )
+        layers.append(
+            {
+                "name": unit,
+                **quantizer_fields(q, bits),
+                "module": module,
+                "tensor": kind,
+                "variable": setter.get(unit),
+            }
+        )
+    return layers
+
+
+def dtype(bits: int, signed: bool) -> str:
+    """ONE's dtype names ("uint8", "int16"), at the quantizer's own width ("int4", "uint2")."""
+    return f"{'int' if signed else 'uint'}{bits}"
+
+
+def quantizer_fields(q: TensorQuantizer, bits: int) -> dict[str, Any]:
+    p = q.params(bits)
+    fixed = q.fixed_point is not None
+    signed = fixed or q.mode == "symmetric"
+    out: dict[str, Any] = {
+        "dtype": dtype(bits, signed),
+        "granularity": "layer" if q.axis is None else "channel",
+        "bits": int(bits),
+        "format": "fixed_point" if fixed else "affine",
+        "mode": "symmetric" if fixed else q.mode,
+        "axis": q.axis,
+        "scale": _plain(p.scale),
+        "qmin": _plain(p.qmin),
+        "qmax": _plain(p.qmax),
+    }
+    if fixed:
+        out["fraction_length"] = int(round(-torch.log2(torch.tensor(float(p.scale))).item()))
+    else:
+        lo, hi = q.range(bits)
+        out["amax"] = _plain(hi)
+        if q.mode == "asymmetric":
+            out["amin"] = _plain(lo)
+    return out
+
+
+def _plain(v: Any) -> float | list[float]:
+    if isinstance(v, torch.Tensor):
+        flat = v.detach().double().reshape(-1).cpu().tolist()
+        return flat[0] if v.numel() == 1 and v.dim() == 0 else flat
+    return float(v)
