@@ -132,7 +132,7 @@ def read(run_dir: str | Path) -> Result:
         raise ConfigError(f"{run_dir}: not a run folder (no summary.json)")
     import yaml
 
-    return _result(run_dir, parse_config(yaml.safe_load(path.read_text()), str(path)), [])
+    return _result(run_dir, parse_config(yaml.safe_load(path.read_text()), str(path), saved=True), [])
 
 
 def _result(run_dir: Path, cfg: ExperimentConfig, notes: list[str]) -> Result:

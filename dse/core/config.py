@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dse.core.errors import ConfigError
-from dse.core.execution import ExecutionSection, moved_fields
+from dse.core.execution import ExecutionSection, migrate, moved_fields
 from dse.core.section import Section
 
 
@@ -168,15 +168,18 @@ def _format_error(err: ValidationError, source: str) -> str:
     return f"{source}: {loc}: {msg}{more}"
 
 
-def parse_config(raw: Any, source: str = "config") -> ExperimentConfig:
-    """Validate a raw mapping into the config class of the problem it names."""
+def parse_config(raw: Any, source: str = "config", saved: bool = False) -> ExperimentConfig:
+    """Validate a raw mapping into the config class of the problem it names. `saved`: a run folder's
+    config.yaml, written by this or an earlier release (moved fields are moved, not refused)."""
     from dse.core.registry import PROBLEMS  # late: the registry imports problem configs lazily
 
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
-    if moved := moved_fields(raw):
+    if saved:
+        raw = migrate(raw)
+    elif moved := moved_fields(raw):
         raise ConfigError(f"{source}: {moved}")
     exp = raw.get("experiment") or {}
     problem = exp.get("problem", ExperimentSection().problem) if isinstance(exp, dict) else None

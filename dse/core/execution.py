@@ -41,6 +41,18 @@ class ExecutionSection(Section):
         return self
 
 
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved config of an earlier release with its moved fields in their new places (a copy)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for (section, key), new in MOVED.items():
+        if isinstance(out.get(section), dict) and key in out[section]:
+            new_section, new_key = new.split(".")
+            value = out[section].pop(key)
+            target = out.setdefault(new_section, {}) or {}
+            out[new_section] = {**target, new_key: target.get(new_key, value)}
+    return out
+
+
 def moved_fields(raw: Any) -> str | None:
     """A one-line message naming a field of an older config that moved, or None."""
     if not isinstance(raw, dict):

@@ -17,7 +17,7 @@ from dse.run.setup import Setup, build_setup
 
 def rebuild_setup(run: RunData, progress: bool = True) -> Setup:
     """The run's Setup, rebuilt; `DseError` where its baseline is gone or the problem changed."""
-    cfg = parse_config(run.config, str(run.run_dir / "config.yaml"))
+    cfg = parse_config(run.config, str(run.run_dir / "config.yaml"), saved=True)
     PROBLEMS.problem_class(cfg.experiment.problem).check_rebuild(cfg)
     setup = build_setup(cfg, progress=progress)
     rebuilt = json.loads(json.dumps(setup.problem.fingerprint(), default=str))

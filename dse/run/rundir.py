@@ -42,7 +42,7 @@ def check_run_dir(cfg: ExperimentConfig, fresh: bool) -> Path:
     saved = run_dir / "config.yaml"
     if saved.exists() and not fresh:
         try:
-            old = parse_config(yaml.safe_load(saved.read_text()), str(saved))
+            old = parse_config(yaml.safe_load(saved.read_text()), str(saved), saved=True)
         except (ConfigError, yaml.YAMLError) as e:
             raise DseError(
                 f"{saved}: cannot read the saved config ({e}); use --fresh to start over"

@@ -93,10 +93,10 @@ def to_format(x: torch.Tensor, memory_format: str) -> torch.Tensor:
 
 
 def place_model(model: nn.Module, device: torch.device, memory_format: str) -> nn.Module:
-    model = model.to(device)
-    if memory_format == "channels_last":
-        model = model.to(memory_format=torch.channels_last)  # 4-D weights only; others unchanged
-    return model
+    """`model` on the device, its 4-D weights in the memory format (either way: a model moved to
+    channels_last once keeps it otherwise, and its convolutions follow their weights' layout)."""
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    return model.to(device).to(memory_format=fmt)
 
 
 def tuned_forward(

@@ -12,7 +12,7 @@ from dse.core.config import parse_config  # noqa: E402
 from dse.core.errors import ConfigError  # noqa: E402
 from dse.core.execution import ExecutionSection  # noqa: E402
 from problems.quantization.problem import LayerwiseQuantizationProblem  # noqa: E402
-from problems.quantization.runtime import resolve_device, tuned_forward  # noqa: E402
+from problems.quantization.runtime import place_model, resolve_device, tuned_forward  # noqa: E402
 from problems.quantization.zoo.data import load_dataset  # noqa: E402
 
 CUDA = torch.cuda.is_available()
@@ -61,6 +61,9 @@ def test_tuned_and_default_settings_predict_alike_float_and_8_bit(root, device):
         _cfg(root, device=device, batch_size=64, memory_format="channels_last"), progress=False
     )
     assert other.engine._split("val")[1][0].is_contiguous(memory_format=torch.channels_last)
+    for problem, layout in ((default, torch.contiguous_format), (other, torch.channels_last)):
+        weights = [problem.float_model.conv1.weight, problem.qmodel.model.conv1.weight]
+        assert all(w.is_contiguous(memory_format=layout) for w in weights), layout
     assert len(other.engine._split("val")[1][0]) == 64 and len(default.engine._split("val")[1][0]) == 128
     for bits in (None, 8, 4):
         a, b = _predictions(default, bits), _predictions(other, bits)
@@ -120,6 +123,13 @@ def test_a_fixed_setting_is_not_tuned_and_one_fixed_field_narrows_the_tuning(tmp
     assert small.source == "tuned now" and small.batch_size in (64, 100)
 
 
+def test_placing_a_model_sets_its_layout_either_way():
+    conv = torch.nn.Conv2d(3, 4, 3)
+    cpu = torch.device("cpu")
+    assert place_model(conv, cpu, "channels_last").weight.is_contiguous(memory_format=torch.channels_last)
+    assert place_model(conv, cpu, "contiguous").weight.is_contiguous()  # back again (bench's default)
+
+
 def test_devices_resolve_and_a_missing_cuda_device_is_one_clear_error():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
@@ -129,11 +139,16 @@ def test_devices_resolve_and_a_missing_cuda_device_is_one_clear_error():
         ExecutionSection(device="gpu")
 
 
-def test_moved_fields_name_their_new_place():
+def test_moved_fields_name_their_new_place_and_a_saved_config_is_migrated():
     with pytest.raises(ConfigError, match=r"experiment\.threads: moved to execution\.threads"):
         parse_config({"experiment": {"threads": 2}})
     with pytest.raises(ConfigError, match=r"data\.batch_size: moved to execution\.batch_size"):
         parse_config({"data": {"batch_size": 64}})
+    # a run folder's config.yaml from before the move still resumes, plots and rebuilds
+    old = {"experiment": {"name": "x", "threads": 2}, "data": {"batch_size": 64, "seed": 3}}
+    cfg = parse_config(old, saved=True)
+    assert (cfg.execution.threads, cfg.execution.batch_size, cfg.data.seed) == (2, 64, 3)
+    assert old["experiment"] == {"name": "x", "threads": 2}  # the caller's mapping is left alone
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
