@@ -27,10 +27,10 @@ import pandas as pd
 
 from dse.compare.comparison import Comparison
 from dse.compare.runs import compare_runs, run_config
-from dse.core.config import load_config
+from dse.core.config import ExperimentConfig, load_config
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
-from dse.run.setup import build_setup
+from dse.run.setup import Setup, build_setup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         setup.close_executor()  # the workers of execution.workers > 1
 
 
-def _compare(cfg, setup, progress: bool) -> int:  # noqa: ANN001 - the config and setup of main
+def _compare(cfg: ExperimentConfig, setup: Setup, progress: bool) -> int:
     truth = run_experiment(cfg, setup=setup, progress=progress)
     if truth.summary["evaluations"] < truth.summary["space_size"]:
         print(f"error: {truth.run_dir} covers only part of the space (raise its budget)", file=sys.stderr)
