@@ -16,7 +16,7 @@ from torch import nn
 
 from dse.core.problem import Rejected
 from problems.quantization.evaluation import ModelEvaluator, split_batches
-from problems.quantization.runtime import DEFAULT, model_device, place_model, sync
+from problems.quantization.runtime import DEFAULT, model_device, place_model, time_pass
 
 Evaluate = Callable[..., dict[str, float]]
 
@@ -41,13 +41,13 @@ def benchmark(
     default_batches = split_batches(engine.splits.val, engine.first_batch_size, default_bs, default_fmt)
     evaluate(candidates[0], metrics)  # warm-up: weight caches, allocator
     engine.accuracy(model=float_model)
-    _time(default_model, default_batches)
+    time_pass(default_model, [x for x, _ in default_batches])
     float_times, eval_times, fwd_times, default_times = [], [], [], []
     full: dict[int, list[float]] = {}  # candidate -> seconds of its full evaluations
     rejected: dict[int, list[float]] = {}  # candidate -> seconds of its rejected evaluations
     for _ in range(repeats):
         for i, values in enumerate(candidates):
-            default_times.append(_time(default_model, default_batches))
+            default_times.append(time_pass(default_model, [x for x, _ in default_batches]))
             float_times.append(engine.time_forward(float_model, 1))
             t = time.perf_counter()
             evaluate(values, metrics)
@@ -78,17 +78,6 @@ def benchmark(
         "ratio_quantized_forward_to_float": q / f,
         **(_rejection(full, rejected) if reject_worse_than else {}),
     }
-
-
-@torch.inference_mode()
-def _time(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    device = model_device(model)
-    sync(device)
-    start = time.perf_counter()
-    for x, _ in batches:
-        model(x)
-    sync(device)
-    return time.perf_counter() - start
 
 
 def _rejection(full: dict[int, list[float]], rejected: dict[int, list[float]]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ limit) can stop after a small first batch; a full evaluation runs the very same 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 
 from dse.core.problem import Rejected
 from problems.quantization.qmodel import QuantizedModel
-from problems.quantization.runtime import sync, to_format
+from problems.quantization.runtime import time_pass, to_format
 from problems.quantization.zoo.data import Split, Splits
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -131,17 +130,7 @@ class ModelEvaluator:
         count = sum(f.numel() for f in self._float_calib_out)
         return total / count
 
-    @torch.inference_mode()
     def time_forward(self, model: Callable[[torch.Tensor], torch.Tensor], repeats: int) -> float:
         """Best-of-`repeats` seconds for one pass over the validation split."""
-        batches = self._split("val")
-        device = batches[0][0].device
-        best = float("inf")
-        for _ in range(repeats):
-            sync(device)
-            t = time.perf_counter()
-            for x, _ in batches:
-                model(x)
-            sync(device)
-            best = min(best, time.perf_counter() - t)
-        return best
+        inputs = [x for x, _ in self._split("val")]
+        return min(time_pass(model, inputs) for _ in range(repeats))

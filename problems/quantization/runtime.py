@@ -9,12 +9,13 @@ under `results/.cache/tuning/`; `execution.batch_size` / `execution.memory_forma
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,26 +150,26 @@ def forward_seconds(
     repeats: int = 3,
 ) -> float:
     """Best-of-`repeats` seconds of one float pass over `x` in this setting (after a warm-up pass)."""
-    trial = place_model(_copy(model), device, memory_format).eval()
+    trial = place_model(copy.deepcopy(model), device, memory_format).eval()
     batches = [
         to_format(x[i : i + batch_size].to(device), memory_format) for i in range(0, len(x), batch_size)
     ]
-    best = float("inf")
-    for r in range(repeats + 1):
-        sync(device)
-        start = time.perf_counter()
-        for b in batches:
-            trial(b)
-        sync(device)
-        if r:  # the first pass warms caches and the allocator
-            best = min(best, time.perf_counter() - start)
-    return best
+    time_pass(trial, batches)  # warms caches and the allocator
+    return min(time_pass(trial, batches) for _ in range(repeats))
 
 
-def _copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
+@torch.inference_mode()
+def time_pass(model: Callable[[torch.Tensor], Any], inputs: Iterable[torch.Tensor]) -> float:
+    """Seconds of one pass of `model` over `inputs`, queued device work included: the one timing loop
+    of the tuning, `ModelEvaluator.time_forward` and `dse bench`."""
+    inputs = list(inputs)
+    device = inputs[0].device if inputs else torch.device("cpu")
+    sync(device)
+    start = time.perf_counter()
+    for x in inputs:
+        model(x)
+    sync(device)
+    return time.perf_counter() - start
 
 
 def sync(device: torch.device) -> None:
