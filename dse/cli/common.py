@@ -57,3 +57,16 @@ def config_from_args(args: argparse.Namespace, shortcuts: bool = True) -> Experi
             **execution_overrides(args),
         }
     return load_config(args.config, overrides, sets=getattr(args, "sets", None) or ())
+
+
+def add_point_choice(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    """RUN_DIR and which of its configurations a command acts on (`dse.results.pick.chosen` reads
+    them): one by eval id, reference label or pick's --max-drop; `many` adds --max-size and --front."""
+    p.add_argument("run_dir", help="run folder")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--eval-id", type=int, help="the evaluation (evaluations.csv eval_id)")
+    which.add_argument("--reference", help="a reference configuration of references.csv, e.g. 2-bit")
+    which.add_argument("--max-drop", type=float, help="as in pick: smallest within D points of float")
+    if many:
+        which.add_argument("--max-size", type=float, help="as in pick: most accurate of size <= S")
+        which.add_argument("--front", action="store_true", help="every point of the feasible front")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dse.cli.common import add_point_choice
 from dse.core.errors import DseError
 from dse.results.finetuned import finetune_dir
 from dse.results.mpq import mpq_document, write_mpq
@@ -17,11 +18,7 @@ from dse.results.rundata import load_run
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a configuration as QDQ ONNX and check it in ONNX Runtime")
-    p.add_argument("run_dir", help="run folder")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--eval-id", type=int, help="the evaluation (evaluations.csv eval_id)")
-    which.add_argument("--reference", help="a reference configuration of references.csv, e.g. 2-bit")
-    which.add_argument("--max-drop", type=float, help="as in pick: smallest within D points of float")
+    add_point_choice(p)
     p.add_argument("--finetuned", action="store_true", help="its fine-tuned weights (dse finetune)")
     p.add_argument("--onnx", required=True, help="the ONNX file to write")
     p.add_argument("--quiet", action="store_true", help="no progress output")

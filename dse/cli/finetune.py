@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dse.cli.common import add_point_choice
 from dse.core.errors import DseError
 from dse.core.files import write_json
 from dse.results.finetuned import FINETUNE_JSON, finetune_dir
@@ -20,13 +21,7 @@ from dse.viz.finetuned_plot import write_finetuned_plot
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="quantization-aware training of chosen Pareto configurations")
-    p.add_argument("run_dir", help="run folder")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--eval-id", type=int, help="the evaluation (evaluations.csv eval_id)")
-    which.add_argument("--reference", help="a reference configuration of references.csv, e.g. 2-bit")
-    which.add_argument("--max-drop", type=float, help="as in pick: smallest within D points of float")
-    which.add_argument("--max-size", type=float, help="as in pick: most accurate of size <= S")
-    which.add_argument("--front", action="store_true", help="every point of the feasible front")
+    add_point_choice(p, many=True)
     p.add_argument("--epochs", type=int, help="default: the config's finetune.epochs")
     p.add_argument("--lr", type=float, help="default: the config's finetune.lr")
     p.add_argument("--seed", type=int, help="training seed; default: finetune.seed, else data.seed")
