@@ -7,29 +7,14 @@ import json
 import re
 
 import pytest
-import yaml
 
 from dse.cli import main
+from tests.problems.quantization.bench_config import write_bench_config
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bench-workers")
-    config = tmp / "exp.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "experiment": {"name": "tiny"},
-                "model": {"name": "mlp", "options": {"hidden": [16]}},
-                "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
-                "execution": {"threads": 1, "batch_size": 100},
-                "training": {"epochs": 1},
-                "objectives": ["accuracy", "weight_bits"],
-                "output": {"root": str(tmp / "results"), "plots": False},
-            }
-        )
-    )
-    return config
+    return write_bench_config(tmp_path_factory.mktemp("bench-workers"))
 
 
 @pytest.mark.slow

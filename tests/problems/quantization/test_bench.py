@@ -10,26 +10,12 @@ import yaml
 from dse.cli import main
 from dse.core.config import parse_config
 from problems.quantization.zoo.data import load_dataset
+from tests.problems.quantization.bench_config import write_bench_config
 
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("bench")
-    config = tmp / "exp.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "experiment": {"name": "tiny"},
-                "model": {"name": "mlp", "options": {"hidden": [16]}},
-                "data": {"name": "digits", "image_size": 8, "calib_samples": 64},
-                "execution": {"threads": 1, "batch_size": 100},
-                "training": {"epochs": 1},
-                "objectives": ["accuracy", "weight_bits"],
-                "output": {"root": str(tmp / "results"), "plots": False},
-            }
-        )
-    )
-    return config
+    return write_bench_config(tmp_path_factory.mktemp("bench"))
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
