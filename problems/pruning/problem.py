@@ -34,7 +34,7 @@ from dse.core.problem import Rejected, Variable
 from problems.pruning.config import PRUNING_METRICS, PruningConfig
 from problems.pruning.prune import MagnitudePruner, prunable_layers
 from problems.quantization.evaluation import split_batches, top1
-from problems.quantization.runtime import Runtime, Tuning
+from problems.quantization.runtime import Runtime
 from problems.quantization.setup import ZooModelProblem
 from problems.quantization.zoo.data import Splits
 
@@ -52,12 +52,12 @@ class LayerwisePruningProblem(ZooModelProblem):
         splits: Splits,
         cfg: PruningConfig,
         baseline: dict[str, float],
-        runtime: Runtime | None = None,
+        runtime: Runtime,
     ) -> None:
         self.cfg = cfg
         self.baseline = baseline
         self.splits = splits
-        self.runtime = runtime or Runtime(torch.device("cpu"), Tuning(512, "contiguous"))
+        self.runtime = runtime
         self.float_model = model.eval()
         self.model = copy.deepcopy(model).eval()  # the one copy every evaluation prunes in place
         layers = prunable_layers(self.model, cfg.pruning.types)

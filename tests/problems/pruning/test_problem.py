@@ -87,7 +87,9 @@ def test_evaluation_prunes_the_one_copy_in_place_and_restores_it(problem, monkey
 @pytest.mark.slow  # trains the module's baseline
 def test_include_exclude_choose_the_searched_layers_others_stay_dense_and_counted(problem, tmp_path):
     cfg = _cfg(tmp_path, exclude="^fc$", keep=[100, 10, 50, 10])  # sorted, de-duplicated
-    p = LayerwisePruningProblem(problem.float_model, problem.splits, cfg, problem.reference())
+    p = LayerwisePruningProblem(
+        problem.float_model, problem.splits, cfg, problem.reference(), problem.runtime
+    )
     assert [(v.name, v.choices) for v in p.variables] == [("keep:fc1", (10, 50, 100))]
     assert p.evaluate({"keep:fc1": 50}, ["nonzero_weights"])["nonzero_weights"] == 512 + 16 + 160 + 10
 
