@@ -42,10 +42,6 @@ class Tuning:
     memory_format: str  # "contiguous" | "channels_last"
     source: str = "fixed"  # "tuned now" | "cached" | "fixed" (both given in the config)
 
-    @property
-    def torch_format(self) -> torch.memory_format:
-        return torch.channels_last if self.memory_format == "channels_last" else torch.contiguous_format
-
 
 @dataclass(frozen=True)
 class Runtime:
