@@ -6,28 +6,27 @@ validation split. Size metrics are arithmetic on per-layer statistics measured o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import nn
 
-from dse.core.errors import DseError
-from dse.core.problem import Rejected, Variable
+from dse.core.problem import Rejected
+from problems.quantization.backends import build_quantized_model
 from problems.quantization.bench import benchmark
-from problems.quantization.config import BitsSpec, QuantizationConfig
+from problems.quantization.config import QuantizationConfig
 from problems.quantization.deployment import DeploymentHooks
 from problems.quantization.evaluation import ModelEvaluator
 from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
-from problems.quantization.runtime import CALIBRATION_BATCH, Runtime, place_model
+from problems.quantization.runtime import Runtime, place_model
 from problems.quantization.setup import ZooModelProblem
+from problems.quantization.variables import ACT, BIAS, WEIGHT, searched_variables
 from problems.quantization.zoo.data import Splits
 
 #: the uniform precisions every run evaluates for free (values may lie outside the searched choices)
 UNIFORM_BITS = (2, 3, 4, 5, 6, 8, 16)
-WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
 
 
 class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
@@ -67,7 +66,7 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         }
         modules = dict(qmodel.model.named_modules())
         self.bias_params = {n: modules[n].bias.numel() for n in qmodel.bias_quantizers}
-        self.variables = _variables(
+        self.variables = searched_variables(
             cfg, list(qmodel.weight_quantizers), list(qmodel.act_quantizers), list(qmodel.bias_quantizers)
         )
         self._members = {v.name: v.members for v in self.variables}
@@ -84,28 +83,8 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         baseline: dict[str, Any],
         runtime: Runtime,
     ) -> LayerwiseQuantizationProblem:
-        q = cfg.quantization
-        qmodel = QuantizedModel(
-            model,
-            act_types=q.activations.types,
-            act_names=q.activations.names,
-            quantize_input=q.activations.input,
-            fold_bn=q.fold_bn,
-            weight_per_channel=q.weights.per_channel,
-            weight_calibrator=q.weights.calibrator,
-            act_calibrator=q.activations.calibrator,
-            percentile=q.activations.percentile,
-            weight_bits=q.weight_bits,
-            act_bits=q.activation_bits,
-            number_format=q.format,
-            quantize_biases=q.fixed_point.biases,
-            act_samples=q.fixed_point.samples,
-        )
-        # calibration batches are fixed (not tuned): the ranges must not depend on the machine
-        calib, bs = splits.calib.x, CALIBRATION_BATCH
-        qmodel.calibrate(
-            (calib[i : i + bs] for i in range(0, len(calib), bs)), min_samples=cfg.data.min_calib_samples
-        )
+        qmodel = build_quantized_model(cfg, model, splits.calib.x)
+        calib = splits.calib.x
         stats = qmodel.layer_stats(calib[:1])
         qmodel = place_model(qmodel, runtime.device, runtime.memory_format)
         engine = ModelEvaluator(
@@ -247,54 +226,3 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         return benchmark(
             self.evaluate, self.engine, self.float_model, metrics, candidates, repeats, reject_worse_than
         )
-
-
-def _variables(
-    cfg: QuantizationConfig, weights: list[str], acts: list[str], biases: list[str] = ()
-) -> list[Variable]:
-    """Searched units in model order, grouped by the ties (a tie takes its first member's place).
-    Biases (fixed point) follow the weights' spec; layers without a bias have no bias unit."""
-    ss = cfg.search_space
-    units: list[tuple[str, tuple[int, ...]]] = []
-    kinds = ((WEIGHT, weights, ss.weights), (BIAS, biases, ss.weights), (ACT, acts, ss.activations))
-    for prefix, names, spec in kinds:
-        if spec is None or (prefix == BIAS and not names):
-            continue
-        chosen = [n for n in names if _selected(n, spec)]
-        if not chosen and prefix == BIAS:
-            continue
-        if not chosen:
-            raise DseError(
-                f"search_space.{'weights' if prefix == WEIGHT else 'activations'}: "
-                f"include/exclude leave no quantizer to search (known: {', '.join(names[:6])} ...)"
-            )
-        choices = tuple(spec.values())
-        if cfg.quantization.format == "affine" and choices[0] < 2:
-            raise DseError(f"search_space: affine quantizers need at least 2 bits, got {choices[0]}")
-        units += [(prefix + n, choices) for n in chosen]
-    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-    order: list[str] = []
-    for unit, choices in units:
-        tie = next((t for t, rx in ss.ties.items() if re.search(rx, unit[2:])), None)
-        key = tie or unit
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append((unit, choices))
-    for tie in ss.ties:
-        if tie not in groups:
-            raise DseError(f"search_space.ties.{tie}: the pattern matches no searched quantizer")
-    variables = []
-    for key in order:
-        members = groups[key]
-        common = sorted(set.intersection(*(set(c) for _, c in members)))
-        if not common:
-            raise DseError(f"search_space.ties.{key}: weights and activations in the tie share no bit choice")
-        variables.append(Variable(key, tuple(common), tuple(u for u, _ in members)))
-    return variables
-
-
-def _selected(name: str, spec: BitsSpec) -> bool:
-    if spec.include is not None and not re.search(spec.include, name):
-        return False
-    return not (spec.exclude is not None and re.search(spec.exclude, name))

@@ -9,7 +9,7 @@ import pytest
 
 from dse.core.config import parse_config
 from dse.core.errors import DseError
-from problems.quantization.problem import _variables
+from problems.quantization.variables import searched_variables as _variables
 
 WEIGHTS = ["conv1", "layer1.conv", "fc"]
 ACTS = ["input", "relu1", "layer1.relu", "fc"]
