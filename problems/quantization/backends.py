@@ -30,9 +30,10 @@ def build_quantized_model(cfg: QuantizationConfig, model: nn.Module, calib: Tens
         percentile=q.activations.percentile,
         weight_bits=q.weight_bits,
         act_bits=q.activation_bits,
-        number_format=q.format,
+        weight_format=q.weight_format,
+        act_format=q.activation_format,
+        format_settings=q.format_settings(),
         quantize_biases=q.fixed_point.biases,
-        act_samples=q.fixed_point.samples,
     )
     bs = CALIBRATION_BATCH
     qmodel.calibrate(

@@ -69,14 +69,22 @@ class TrainingSection(Section):
 
 
 Calibrator = Literal["max", "percentile", "mse"]
+#: number formats (problems/quantization/formats/registry.py; `dse formats CONFIG` compares them)
+FormatName = Literal["affine", "fixed_point", "log2", "lq"]
 
 
 class WeightQuantSection(Section):
+    format: FormatName | None = Field(
+        None, description="number format of the weights; none: quantization.format"
+    )
     per_channel: bool = True
     calibrator: Calibrator = Field("mse", description="mse clips outliers: much better below 4 bits")
 
 
 class ActivationQuantSection(Section):
+    format: FormatName | None = Field(
+        None, description="number format of the activations; none: quantization.format"
+    )
     calibrator: Calibrator = "percentile"
     percentile: float = Field(99.99, gt=50, le=100)
     types: list[str] = Field(
@@ -110,18 +118,42 @@ class FixedPointSection(Section):
     )
 
 
+class LQSection(Section):
+    """`format: lq`: a k-bit codebook per output channel, fitted by alternating least squares."""
+
+    iterations: int = Field(
+        20, ge=1, le=1000, description="most fitting rounds (it stops when the error stops falling)"
+    )
+    samples: int = Field(65536, ge=1, description="activation values kept from calibration for the fit")
+
+
 class QuantizationSection(Section):
-    format: Literal["affine", "fixed_point"] = "affine"
+    format: FormatName = Field(
+        "affine", description="number format of every quantizer (weights.format, activations.format override)"
+    )
     fixed_point: FixedPointSection = Field(default_factory=FixedPointSection)
+    lq: LQSection = Field(default_factory=LQSection)
     fold_bn: bool = Field(True, description="fold BatchNorm into the preceding conv before quantizing")
     weights: WeightQuantSection = Field(default_factory=WeightQuantSection)
     activations: ActivationQuantSection = Field(default_factory=ActivationQuantSection)
     weight_bits: int = Field(8, ge=1, le=32, description="bits of weight quantizers that are not searched")
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activation quantizers not searched")
 
+    @property
+    def weight_format(self) -> str:
+        return self.weights.format or self.format
+
+    @property
+    def activation_format(self) -> str:
+        return self.activations.format or self.format
+
+    def format_settings(self) -> dict[str, dict[str, Any]]:
+        """Per format name, its options (the `fixed_point` and `lq` sections)."""
+        return {"fixed_point": self.fixed_point.model_dump(), "lq": self.lq.model_dump()}
+
     @model_validator(mode="after")
     def _fixed_point_only(self) -> QuantizationSection:
-        if self.fixed_point.biases and self.format != "fixed_point":
+        if self.fixed_point.biases and self.weight_format != "fixed_point":
             raise ValueError("fixed_point.biases needs format: fixed_point")
         return self
 

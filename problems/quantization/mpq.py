@@ -51,28 +51,24 @@ def dtype(bits: int, signed: bool) -> str:
 
 
 def quantizer_fields(q: TensorQuantizer, bits: int) -> dict[str, Any]:
+    """ONE's fields, ours, then the format's own (scale and amax, a fraction length, a codebook)."""
     p = q.params(bits)
-    fixed = q.fixed_point is not None
-    signed = fixed or q.mode == "symmetric"
+    signed = q.format.signed_only or q.mode == "symmetric"
     out: dict[str, Any] = {
         "dtype": dtype(bits, signed),
         "granularity": "layer" if q.axis is None else "channel",
         "bits": int(bits),
-        "format": "fixed_point" if fixed else "affine",
-        "mode": "symmetric" if fixed else q.mode,
+        "format": q.format.name,
+        "mode": "symmetric" if q.format.signed_only else q.mode,
         "axis": q.axis,
-        "scale": _plain(p.scale),
-        "qmin": _plain(p.qmin),
-        "qmax": _plain(p.qmax),
     }
-    if fixed:
-        out["fraction_length"] = int(round(-torch.log2(torch.tensor(float(p.scale))).item()))
-    else:
-        lo, hi = q.range(bits)
-        out["amax"] = _plain(hi)
-        if q.mode == "asymmetric":
-            out["amin"] = _plain(lo)
-    return out
+    for field in ("scale", "qmin", "qmax"):
+        if hasattr(p, field):
+            out[field] = _plain(getattr(p, field))
+    return out | {
+        k: _plain(v) if isinstance(v, torch.Tensor | float) else v
+        for k, v in q.format.describe(q, bits).items()
+    }
 
 
 def _plain(v: Any) -> float | list[float]:

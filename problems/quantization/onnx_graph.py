@@ -7,6 +7,7 @@ module name, so the graph gets:
 
 - weights stored already quantized (int4 where bits <= 4, int8, int16), followed by DequantizeLinear
   (per output channel where the weight quantizer is; fixed-point biases as int32 + DequantizeLinear);
+  formats without an integer grid (log2, lq) stored dequantized, as the float values they take;
 - activations (module outputs, the model input): QuantizeLinear -> [Clip] -> DequantizeLinear, the
   Clip on the integers where the grid is narrower than its container (3 bits, a narrow-range int8).
   On the integers because ONNX Runtime (1.32) fuses a float Clip -> QuantizeLinear away, changing
@@ -32,6 +33,7 @@ from torch import fx, nn
 
 from dse.core.errors import DseError
 from problems.quantization.deployed import DeployedModel
+from problems.quantization.formats.affine import QParams
 from problems.quantization.formats.quantizer import TensorQuantizer
 from problems.quantization.qmodel import INPUT
 
@@ -94,9 +96,14 @@ class GraphBuilder:
     def qdq(self, x: str, q: TensorQuantizer, base: str) -> str:
         """[Clip] -> QuantizeLinear -> DequantizeLinear of one activation quantizer at its bits."""
         p = q.params()
+        if not isinstance(p, QParams):
+            raise DseError(
+                f"export: {q.label} in {q.format.name} has no Q/DQ form (integer grids only: "
+                "quantization.activations.format affine or fixed_point)"
+            )
         if p.binary:
             raise DseError(f"export: {q.label} at 1 bit (sign binarisation) has no Q/DQ form")
-        signed = q.fixed_point is not None or q.mode == "symmetric"
+        signed = q.format.signed_only or q.mode == "symmetric"
         zp = 0 if signed else int(round(-float(p.qmin)))
         lo, hi = int(round(float(p.qmin))) + zp, int(round(float(p.qmax))) + zp
         dtype, cmin, cmax = container(q.num_bits, signed)
@@ -117,8 +124,11 @@ class GraphBuilder:
         return self.node("DequantizeLinear", [y, s, z], base)
 
     def weight(self, w: torch.Tensor, q: TensorQuantizer, base: str) -> str:
-        """The weight as integers in its container, then DequantizeLinear (per channel where q is)."""
+        """The weight as integers in its container, then DequantizeLinear (per channel where q is).
+        A format without an integer grid (log2, lq) is stored dequantized: its exact values as floats."""
         p = q.params()
+        if not isinstance(p, QParams):
+            return self.const(f"{base}_dequantized", q.quantize_tensor(w).float().cpu().numpy())
         w64 = w.detach().double().cpu()
         if p.binary:
             ints = torch.where(w64 >= 0, 1.0, -1.0)

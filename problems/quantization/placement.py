@@ -4,8 +4,8 @@ This module exists to keep the quantization policy apart from `QuantizedModel`'s
 (weight caches, calibration, bit flips): weights of every Conv1d/Conv2d/Linear get a symmetric,
 narrow-range, per-output-channel quantizer, biases (optionally) a per-tensor one, and activations
 (outputs of modules picked by type name or a name regex, plus the model input) one applied by a
-forward hook, unsigned where the module's output is known to be non-negative. With
-`fixed_point=True` every quantizer gets a per-tensor `FixedPointFormat` instead.
+forward hook, unsigned where the module's output is known to be non-negative. Each quantizer gets
+fresh instances of the configured number formats (per tensor where a format has no per-channel form).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from problems.quantization.formats.fixed_point import FixedPointFormat
+from problems.quantization.formats.base import NumberFormat
 from problems.quantization.formats.quantizer import TensorQuantizer
+from problems.quantization.formats.registry import make_format
 
 WEIGHT_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear)
 UNSIGNED_TYPES = (nn.ReLU, nn.ReLU6)  # outputs known to be >= 0 before calibration
@@ -49,39 +50,46 @@ class QuantizerFactory:
     weight_calibrator: str
     act_calibrator: str
     percentile: float
-    fixed_point: bool
-    act_samples: int
+    weight_formats: tuple[str, ...]  # several: every one calibrated, the first used (search_space.formats)
+    act_format: str
+    #: per format name, the config's options of that format (e.g. fixed_point: {samples: ...})
+    format_settings: Mapping[str, Mapping[str, Any]]
+
+    def _formats(self, names: Sequence[str], role: str, seed: int = 0) -> list[NumberFormat]:
+        return [make_format(n, role, seed, self.format_settings.get(n)) for n in names]
 
     def weight(self, name: str) -> TensorQuantizer:
+        formats = self._formats(self.weight_formats, "weight")
+        per_channel = self.weight_per_channel and all(f.per_channel for f in formats)
         return TensorQuantizer(
             self.weight_bits,
             "symmetric",
-            axis=0 if self.weight_per_channel and not self.fixed_point else None,
+            axis=0 if per_channel else None,
             calibrator=self.weight_calibrator,
             percentile=self.percentile,
             label=f"weight quantizer '{name}'",
-            fixed_point=FixedPointFormat() if self.fixed_point else None,
+            format=formats,
         )
 
     def bias(self, name: str) -> TensorQuantizer:
         return TensorQuantizer(
             self.weight_bits,
             label=f"bias quantizer '{name}'",
-            fixed_point=FixedPointFormat() if self.fixed_point else None,
+            format=self._formats(self.weight_formats[:1], "bias"),
         )
 
     def activation(self, name: str, module: nn.Module | None, seed: int) -> TensorQuantizer:
-        """For the output of `module` (None: the model input); `seed` picks the fixed-point
-        format's calibration sample (one per quantizer)."""
-        fixed = self.fixed_point
-        unsigned = isinstance(module, UNSIGNED_TYPES)
+        """For the output of `module` (None: the model input); `seed` picks the format's calibration
+        sample where it keeps one (one per quantizer)."""
+        (fmt,) = self._formats([self.act_format], "activation", seed)
+        unsigned = isinstance(module, UNSIGNED_TYPES) and not fmt.signed_only
         return TensorQuantizer(
             self.act_bits,
-            "unsigned" if unsigned and not fixed else "symmetric",
+            "unsigned" if unsigned else "symmetric",
             calibrator=self.act_calibrator,
             percentile=self.percentile,
             label=f"activation quantizer '{name}'",
-            fixed_point=FixedPointFormat(self.act_samples, seed=seed) if fixed else None,
+            format=fmt,
         )
 
 

@@ -17,7 +17,6 @@ from problems.quantization.bench import benchmark
 from problems.quantization.config import QuantizationConfig
 from problems.quantization.deployment import DeploymentHooks
 from problems.quantization.evaluation import ModelEvaluator
-from problems.quantization.formats.fixed_point import initial_word_length
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
 from problems.quantization.runtime import Runtime, place_model
@@ -140,18 +139,17 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         return self._depths
 
     def initial_values(self) -> dict[str, int] | None:
-        """Fixed point: integer bits of each tensor's max|x| + extra_fraction_bits (a tie: the widest),
-        clipped to the variable's choices. Affine: None (greedy starts at the highest choices)."""
-        q = self.cfg.quantization
-        if q.format != "fixed_point":
-            return None
+        """Where the formats have a view (fixed point: integer bits of max|x| + extra_fraction_bits),
+        each variable's widest member's, clipped to its choices; None where none has (greedy then
+        starts at the highest choices)."""
         tables = {WEIGHT: self.qmodel.weight_quantizers, ACT: self.qmodel.act_quantizers}
         tables[BIAS] = self.qmodel.bias_quantizers
         out = {}
         for v in self.variables:
-            fps = [tables[u[:2]][u[2:]].fixed_point for u in v.members]
-            wl = max(initial_word_length(fp.max_abs, q.fixed_point.extra_fraction_bits) for fp in fps if fp)
-            out[v.name] = next((c for c in v.choices if c >= wl), v.choices[-1])
+            views = [tables[u[:2]][u[2:]].format.initial_bits() for u in v.members]
+            if None in views:
+                return None
+            out[v.name] = next((c for c in v.choices if c >= max(views)), v.choices[-1])
         return out
 
     def fingerprint(self) -> dict[str, Any]:

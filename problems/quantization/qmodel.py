@@ -12,9 +12,10 @@ Built once (design rule: never deep-copy or rebuild per evaluation):
 4. Activation quantizers on module outputs (forward hooks) and on the model input. A hook fires at
    every call of its module, so a module used twice shares one quantizer and one calibration;
    functional ops (`F.relu`) are not seen.
-5. `number_format="fixed_point"`: every quantizer gets a `FixedPointFormat` (per tensor, bits = word
-   length, fraction length searched on the folded weight / a sample of the calibration outputs);
-   `quantize_biases` adds bias quantizers `bias_quantizers[name]` (cached per (layer, bits) too).
+5. Number formats (formats/registry.py): `number_format` for every quantizer, `weight_format` /
+   `act_format` for one kind (several weight formats: all calibrated, the first used, switched per
+   layer by `set_formats`); `format_settings` are the formats' options. `quantize_biases` adds bias
+   quantizers `bias_quantizers[name]` in the weights' format (cached per (layer, bits) too).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from problems.quantization.formats.quantizer import (
     TensorQuantizer,
     UnknownQuantizerError,
 )
+from problems.quantization.formats.registry import FORMATS
 from problems.quantization.graph import may_run_in_place
 from problems.quantization.placement import (
     UNSIGNED_TYPES,
@@ -69,11 +71,18 @@ class QuantizedModel(nn.Module):
         number_format: str = "affine",
         quantize_biases: bool = False,
         act_samples: int = 65536,
+        weight_format: str | Sequence[str] | None = None,
+        act_format: str | None = None,
+        format_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
-        if number_format not in ("affine", "fixed_point"):
-            raise ValueError(f"unknown number format {number_format!r}; known: affine, fixed_point")
-        fixed = number_format == "fixed_point"
+        weight_formats = (weight_format,) if isinstance(weight_format, str) else tuple(weight_format or ())
+        weight_formats = weight_formats or (number_format,)
+        for f in (*weight_formats, act_format or number_format):
+            if f not in FORMATS:
+                raise ValueError(f"unknown number format {f!r}; known: {', '.join(FORMATS.names())}")
+        settings = {k: dict(v) for k, v in (format_settings or {}).items()}
+        settings.setdefault("fixed_point", {}).setdefault("samples", act_samples)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.__dict__["_original"] = model  # not a submodule; only for the folding check, then dropped
         acts = act_modules(self.model, act_types, act_names)
@@ -96,8 +105,9 @@ class QuantizedModel(nn.Module):
             weight_calibrator,
             act_calibrator,
             percentile,
-            fixed,
-            act_samples,
+            weight_formats,
+            act_format or number_format,
+            settings,
         )
         self.weight_quantizers = {n: make.weight(n) for n in self._layers}
         self.bias_quantizers = {n: make.bias(n) for n in self._float_biases}
@@ -174,7 +184,12 @@ class QuantizedModel(nn.Module):
             raise CalibrationError(f"calibration saw {seen} samples, fewer than min_samples={min_samples}")
         for q in acts:
             low = q.calibrator.min_seen
-            if q.fixed_point is None and q.mode == "symmetric" and low is not None and bool((low >= 0).all()):
+            if (
+                not q.format.signed_only
+                and q.mode == "symmetric"
+                and low is not None
+                and bool((low >= 0).all())
+            ):
                 q.mode = "unsigned"  # data proved non-negative: spend no bit on the sign
             q.end_calibration()
 

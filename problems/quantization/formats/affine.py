@@ -1,17 +1,23 @@
-"""The affine integer grid: `fake_quantize(x) = clamp(round(x / scale), qmin, qmax) * scale`.
+"""The affine integer format: `fake_quantize(x) = clamp(round(x / scale), qmin, qmax) * scale`.
 
-This module exists so that the grid arithmetic (`int_range`, `QParams`, `qparams`, `fake_quantize`)
-has one home shared by its three users: `TensorQuantizer` quantizes with it, the MSE calibrator
-must quantize exactly the same way while searching for its amax, and fixed-point formats are
-ordinary `QParams` grids with a power-of-two scale. It depends on nothing but torch.
+The grid arithmetic (`int_range`, `QParams`, `qparams`, `fake_quantize`) has one home shared by its
+three users: `AffineFormat` quantizes with it, the MSE calibrator must quantize exactly the same way
+while searching for its amax, and fixed-point formats are ordinary `QParams` grids with a
+power-of-two scale.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
+
+from problems.quantization.formats.base import NumberFormat
+
+if TYPE_CHECKING:
+    from problems.quantization.formats.quantizer import TensorQuantizer
 
 MODES = ("symmetric", "unsigned", "asymmetric")
 
@@ -44,6 +50,12 @@ class QParams:
         if self.binary:
             return -self.scale, self.scale
         return self.qmin * self.scale, self.qmax * self.scale
+
+    def quantize(self, x: Tensor) -> Tensor:
+        return fake_quantize(x, self)
+
+    def quantize_(self, x: Tensor) -> Tensor:
+        return fake_quantize_(x, self)
 
 
 def qparams(
@@ -87,3 +99,26 @@ def _grid_(y: Tensor, p: QParams) -> Tensor:
     y.round_()
     y.clamp_(p.qmin, p.qmax)
     return y.mul_(p.scale)
+
+
+class AffineFormat(NumberFormat):
+    """Integers times a scale from the quantizer's calibrated range: symmetric (narrow or full),
+    unsigned, or asymmetric with a rounded zero point; 1-bit symmetric is sign binarisation."""
+
+    name: ClassVar[str] = "affine"
+    modes: ClassVar[tuple[str, ...]] = MODES
+
+    def min_bits(self, mode: str) -> int:
+        return 2 if mode == "asymmetric" else 1
+
+    def grid(self, q: TensorQuantizer, bits: int) -> QParams:
+        """Python floats per tensor (cheapest to broadcast), float32 tensors per channel."""
+        amin, amax = q.range(bits)
+        p = qparams(amax, amin, bits, q.mode, q.narrow_range)
+        conv = float if q.axis is None else (lambda t: t.float())
+        fields = [conv(v) if isinstance(v, Tensor) else v for v in (p.scale, p.inv_scale, p.qmin, p.qmax)]
+        return QParams(*fields, binary=p.binary)
+
+    def describe(self, q: TensorQuantizer, bits: int) -> dict[str, object]:
+        lo, hi = q.range(bits)
+        return {"amax": hi} | ({"amin": lo} if q.mode == "asymmetric" else {})

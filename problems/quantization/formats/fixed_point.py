@@ -12,11 +12,16 @@ in [-32 - WL, 32 - WL] minimising mean |q(x) - x| over the tensor, found exactly
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.quantization.formats.affine import QParams
+from problems.quantization.formats.base import NumberFormat
+
+if TYPE_CHECKING:
+    from problems.quantization.formats.quantizer import TensorQuantizer
 
 MAX_WL = 32
 
@@ -124,9 +129,10 @@ def initial_word_length(max_abs: float, extra_fraction_bits: int = 6) -> int:
     return min(MAX_WL, integer_bits(max_abs) + extra_fraction_bits)
 
 
-class FixedPointFormat:
-    """The fixed-point strategy of one `TensorQuantizer`: keeps the data seen in calibration and
-    derives (and caches) the best FL per WL from it.
+class FixedPointFormat(NumberFormat):
+    """The fixed-point format of one `TensorQuantizer`: keeps the data seen in calibration and
+    derives (and caches) the best FL per WL from it. Always signed (two's complement) and per tensor;
+    bits are the word length.
 
     Weights keep every value (`sample_size` None); activations keep a uniform random sample of at
     most `sample_size` values over all calibration batches (each value gets a random key, the
@@ -135,10 +141,22 @@ class FixedPointFormat:
     what calibration saw for want of having sampled it; `max_abs` is over all values seen too.
     """
 
-    def __init__(self, sample_size: int | None = None, seed: int = 0) -> None:
+    name: ClassVar[str] = "fixed_point"
+    signed_only: ClassVar[bool] = True
+    per_channel: ClassVar[bool] = False
+    modes: ClassVar[tuple[str, ...]] = ("symmetric",)
+
+    def __init__(self, sample_size: int | None = None, seed: int = 0, extra_fraction_bits: int = 6) -> None:
         self.sample_size = sample_size
         self.seed = seed
+        self.extra_fraction_bits = extra_fraction_bits
         self.reset()
+
+    @classmethod
+    def create(cls, role: str, seed: int, settings: dict[str, Any]) -> FixedPointFormat:
+        """Weights and biases keep every value; activations a sample of `samples` values."""
+        sample = settings.get("samples", 65536) if role == "activation" else None
+        return cls(sample, seed=seed, extra_fraction_bits=settings.get("extra_fraction_bits", 6))
 
     def reset(self) -> None:
         self._gen = torch.Generator().manual_seed(self.seed)
@@ -184,3 +202,13 @@ class FixedPointFormat:
 
     def params(self, wl: int) -> QParams:
         return fixed_point_params(wl, self.fraction_length(wl))
+
+    def grid(self, q: TensorQuantizer, bits: int) -> QParams:
+        return self.params(bits)
+
+    def initial_bits(self) -> int:
+        """The seed's rule (`initial_word_length`) on the largest magnitude calibration saw."""
+        return initial_word_length(self.max_abs, self.extra_fraction_bits)
+
+    def describe(self, q: TensorQuantizer, bits: int) -> dict[str, object]:
+        return {"fraction_length": self.fraction_length(bits)}

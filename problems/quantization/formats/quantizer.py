@@ -2,25 +2,26 @@
 pytorch-quantization's TensorQuantizer), on plain tensor ops because `torch.fake_quantize_*` is
 ~2.5x slower on this CPU build.
 
-Bits are a cheap mutable property: grid parameters are computed once per bit width and cached, so
-flipping bits during a search costs a dict lookup. The evaluation path (no autograd) is
-mul / round_ / clamp_ / mul_ on one fresh tensor; with autograd it uses a straight-through estimator.
+What a value looks like is its `NumberFormat`'s business (formats/base.py); the quantizer runs
+calibration, validates bits and caches each format's grid per bit width, so flipping bits (or the
+format, where several are calibrated) during a search costs a dict lookup. The evaluation path (no
+autograd) is the grid's in-place quantize on one fresh tensor; with autograd it uses a
+straight-through estimator.
 """
 
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from dse.core.errors import DseError
-from problems.quantization.formats.affine import MODES, QParams, fake_quantize, fake_quantize_, qparams
+from problems.quantization.formats.affine import AffineFormat
+from problems.quantization.formats.base import Grid, NumberFormat
 from problems.quantization.formats.calibration import make_calibrator
-
-if TYPE_CHECKING:
-    from problems.quantization.formats.fixed_point import FixedPointFormat
+from problems.quantization.formats.fixed_point import FixedPointFormat
 
 
 class QuantizationError(DseError):
@@ -43,7 +44,7 @@ class UnknownQuantizerError(QuantizationError, KeyError):
 
 
 class TensorQuantizer(nn.Module):
-    """Fake-quantizes a tensor on a symmetric, unsigned or asymmetric integer grid.
+    """Fake-quantizes a tensor in a number format, by default affine integers (`AffineFormat`):
 
     - symmetric: scale = amax / (2^(b-1)-1), grid [-(2^(b-1)-1), 2^(b-1)-1] (narrow) or
       [-2^(b-1), 2^(b-1)-1]; 1 bit is sign binarisation (+-amax).
@@ -51,9 +52,10 @@ class TensorQuantizer(nn.Module):
     - asymmetric: scale = (amax-amin) / (2^b-1), rounded zero point, grid [0, 2^b-1]; b >= 2.
 
     `axis` None quantizes per tensor, else per index along `axis` (amax broadcasts over the rest).
-    `label` names the quantizer in error messages. `fixed_point` (a `FixedPointFormat`) replaces the
-    grid by a fixed-point one (num_bits = word length, power-of-two scale from the data it kept in
-    calibration; `mode` is then ignored); the calibrator still runs for the range checks.
+    `label` names the quantizer in error messages. `format` (a `NumberFormat`, or several: all are
+    calibrated, the first is used, `use_format` switches) replaces the affine grid; `fixed_point` is
+    the older spelling of `format=FixedPointFormat(...)`. The range calibrator always runs: it gives
+    affine and log2 their range and backs the "no data" / "all-zero" checks of every format.
     """
 
     def __init__(
@@ -66,12 +68,19 @@ class TensorQuantizer(nn.Module):
         percentile: float = 99.99,
         label: str = "quantizer",
         fixed_point: FixedPointFormat | None = None,
+        format: NumberFormat | Sequence[NumberFormat] | None = None,  # noqa: A002 - the config's word
     ) -> None:
         super().__init__()
-        self.fixed_point = fixed_point
-        if mode not in MODES:
-            raise ValueError(f"{label}: unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if fixed_point is not None and format is not None:
+            raise ValueError(f"{label}: give format or fixed_point, not both")
+        chosen = format if format is not None else (fixed_point or AffineFormat())
+        listed = [chosen] if isinstance(chosen, NumberFormat) else list(chosen)
+        self.formats: dict[str, NumberFormat] = {f.name: f for f in listed}
+        if len(self.formats) != len(listed) or not listed:
+            raise ValueError(f"{label}: formats must be distinct and at least one")
+        self._format = listed[0]
         self.label = label
+        self._check_mode(mode)
         self.axis = axis
         self.narrow_range = narrow_range
         self.calibrator = make_calibrator(calibrator, axis, percentile)
@@ -82,20 +91,48 @@ class TensorQuantizer(nn.Module):
         self._calibrated = False
         self._fixed: tuple[Tensor, Tensor] | None = None  # set_amax(): the same range for all bits
         self._ranges: dict[int, tuple[Tensor, Tensor]] = {}
-        self._params: dict[int, QParams] = {}
-        self._p: QParams | None = None  # parameters of the current bits, None until calibrated
+        self._params: dict[tuple[str, int], Grid] = {}
+        self._p: Grid | None = None  # parameters of the current bits, None until calibrated
 
     # -- configuration ------------------------------------------------------------------------
-    def check_bits(self, num_bits: int, mode: str) -> int:
-        """The validated bit width for a mode, or BitsError naming this quantizer."""
+    @property
+    def format(self) -> NumberFormat:  # noqa: A003 - the config's word
+        return self._format
+
+    @property
+    def fixed_point(self) -> FixedPointFormat | None:
+        """The fixed-point format where that is the one in use (the accessor of the older API)."""
+        return self._format if isinstance(self._format, FixedPointFormat) else None
+
+    def use_format(self, name: str) -> None:
+        """Quantize in another of the calibrated formats (bits stay; the grid comes from the cache)."""
+        if name not in self.formats:
+            raise ValueError(f"{self.label}: no format {name!r}; calibrated: {', '.join(self.formats)}")
+        fmt = self.formats[name]
+        self.check_bits(self._num_bits, self._mode, fmt)
+        self._format = fmt
+        self._refresh()
+
+    def _check_mode(self, mode: str) -> None:
+        for f in self.formats.values():
+            if mode not in f.modes:
+                known = ", ".join(f.modes)
+                raise ValueError(f"{self.label}: unknown mode {mode!r} for {f.name}; known: {known}")
+
+    def check_bits(self, num_bits: int, mode: str, fmt: NumberFormat | None = None) -> int:
+        """The validated bit width for a mode (and format: default the current), or BitsError
+        naming this quantizer."""
         try:
             b = operator.index(num_bits)
         except TypeError:
             raise BitsError(f"{self.label}: num_bits must be an integer, got {num_bits!r}") from None
         if not 1 <= b <= 32:
             raise BitsError(f"{self.label}: num_bits must be in 1..32, got {b}")
-        if mode == "asymmetric" and b < 2:
-            raise BitsError(f"{self.label}: asymmetric quantization needs num_bits >= 2, got {b}")
+        fmt = fmt or self._format
+        low = fmt.min_bits(mode)
+        if b < low:
+            what = "asymmetric" if mode == "asymmetric" and fmt.name == "affine" else f"{mode} {fmt.name}"
+            raise BitsError(f"{self.label}: {what} quantization needs num_bits >= {low}, got {b}")
         return b
 
     @property
@@ -113,8 +150,7 @@ class TensorQuantizer(nn.Module):
 
     @mode.setter
     def mode(self, value: str) -> None:
-        if value not in MODES:
-            raise ValueError(f"{self.label}: unknown mode {value!r}; known: {', '.join(MODES)}")
+        self._check_mode(value)
         self.check_bits(self._num_bits, value)
         self._mode = value
         self._ranges.clear()
@@ -136,8 +172,8 @@ class TensorQuantizer(nn.Module):
     def begin_calibration(self) -> None:
         """Forget earlier statistics; forward() now feeds the calibrator and passes x through."""
         self.calibrator.reset()
-        if self.fixed_point is not None:
-            self.fixed_point.reset()
+        for f in self.formats.values():
+            f.reset()
         self._calibrating, self._calibrated, self._fixed = True, False, None
         self._ranges.clear()
         self._params.clear()
@@ -192,38 +228,33 @@ class TensorQuantizer(nn.Module):
     def amin(self) -> Tensor | None:
         return self.range()[0] if self.calibrated else None
 
-    def params(self, num_bits: int | None = None) -> QParams:
-        """Grid parameters for a bit width, cached: Python floats per tensor, float32 tensors per channel."""
+    def params(self, num_bits: int | None = None) -> Grid:
+        """The current format's grid at a bit width (default: current), cached per (format, bits)."""
         bits = self.check_bits(self._num_bits if num_bits is None else num_bits, self._mode)
-        if bits not in self._params and self.fixed_point is not None:
-            if not self._calibrated:
+        key = (self._format.name, bits)
+        if key not in self._params:
+            if not self.calibrated:
                 raise CalibrationError(f"{self.label} is not calibrated")
-            self._params[bits] = self.fixed_point.params(bits)
-        if bits not in self._params:
-            amin, amax = self.range(bits)
-            p = qparams(amax, amin, bits, self._mode, self.narrow_range)
-            conv = float if self.axis is None else (lambda t: t.float())
-            fields = [conv(v) if isinstance(v, Tensor) else v for v in (p.scale, p.inv_scale, p.qmin, p.qmax)]
-            self._params[bits] = QParams(*fields, binary=p.binary)
-        return self._params[bits]
+            self._params[key] = self._format.grid(self, bits)
+        return self._params[key]
 
     @property
     def scale(self) -> Tensor | float | None:
-        return self._p.scale if self._p is not None else None
+        return getattr(self._p, "scale", None)
 
     # -- quantization -------------------------------------------------------------------------
     def quantize_tensor(self, x: Tensor, num_bits: int | None = None) -> Tensor:
         """Fake-quantized copy of x (no gradient), e.g. for weights; does not change num_bits."""
         with torch.no_grad():
-            return fake_quantize(x.detach(), self.params(num_bits))
+            return self.params(num_bits).quantize(x.detach())
 
     def forward(self, x: Tensor, inplace: bool = False) -> Tensor:
         """Calibrating: collect and pass x through. Disabled: x. Else fake-quantize (in place on x
         if `inplace` and no gradient is needed; the caller promises nobody else reads x)."""
         if self._calibrating:
             self.calibrator.collect(x)
-            if self.fixed_point is not None:
-                self.fixed_point.collect(x)
+            for f in self.formats.values():
+                f.collect(x)
             return x
         if not self.enabled:
             return x
@@ -232,18 +263,18 @@ class TensorQuantizer(nn.Module):
             raise CalibrationError(f"{self.label} is not calibrated")
         if x.requires_grad and torch.is_grad_enabled():
             return _straight_through(x, p)
-        return fake_quantize_(x, p) if inplace else fake_quantize(x, p)
+        return p.quantize_(x) if inplace else p.quantize(x)
 
     def extra_repr(self) -> str:
         axis = "" if self.axis is None else f", axis={self.axis}"
         state = "calibrating" if self._calibrating else ("calibrated" if self.calibrated else "uncalibrated")
-        mode = "fixed point" if self.fixed_point is not None else self._mode
-        return f"{self.label}: {mode}, num_bits={self._num_bits}{axis}, {state}, enabled={self.enabled}"
+        fmt = f"{self._format.name.replace('_', ' ')} {self._mode}"
+        return f"{self.label}: {fmt}, num_bits={self._num_bits}{axis}, {state}, enabled={self.enabled}"
 
 
-def _straight_through(x: Tensor, p: QParams) -> Tensor:
-    """Value: fake_quantize(x); gradient: 1 inside the representable range, 0 where clipped."""
-    y = fake_quantize(x.detach(), p)
+def _straight_through(x: Tensor, p: Grid) -> Tensor:
+    """Value: the grid's quantize(x); gradient: 1 inside the representable range, 0 where clipped."""
+    y = p.quantize(x.detach())
     lo, hi = p.clip
     mask = ((x.detach() >= lo) & (x.detach() <= hi)).to(x.dtype)
     return y + (x - x.detach()) * mask
