@@ -13,7 +13,19 @@ from typing import Any
 
 from dse.core.errors import DseError
 
-COMMANDS = ["run", "validate", "bench", "compare", "plot", "report", "evaluate", "pick", "finetune", "export"]
+COMMANDS = [
+    "run",
+    "validate",
+    "bench",
+    "compare",
+    "plot",
+    "report",
+    "evaluate",
+    "pick",
+    "finetune",
+    "export",
+    "formats",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

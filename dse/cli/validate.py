@@ -6,6 +6,7 @@ import argparse
 
 import dse.algorithms  # noqa: F401 - registers the built-in algorithms
 from dse.cli.common import add_config_overrides, config_from_args
+from dse.compare.variants import variant_configs
 from dse.core.registry import PROBLEMS
 from dse.run.setup import get_algorithm
 from dse.run.workers import check_execution
@@ -23,6 +24,8 @@ def main(args: argparse.Namespace) -> int:
     check_execution(cfg)
     problem_cls = PROBLEMS.problem_class(cfg.experiment.problem)
     problem_cls.check_config(cfg)
+    for variant in variant_configs(cfg).values() if cfg.compare.variants else ():
+        problem_cls.check_config(variant)
     print(
         f"{args.config}: ok (experiment {cfg.experiment.name!r}, algorithm {cfg.algorithm.name}, "
         f"run folder {cfg.run_dir()})"

@@ -97,14 +97,22 @@ class Comparison:
         }
 
 
-def check_comparable(runs: Sequence[RunData]) -> None:
-    """Refuse runs of different problems, naming the first field that differs."""
+def check_comparable(runs: Sequence[RunData], may_differ: Sequence[str] = ()) -> None:
+    """Refuse runs of different problems, naming the first field that differs; `may_differ`: top-level
+    fingerprint keys that variants of one problem change (compare.variants), e.g. "quantization"."""
     if not runs:
         raise DseError("no runs to compare")
     first = runs[0]
+
+    def part(run: RunData, key: str) -> Any:
+        value = run.summary.get(key)
+        if key == "fingerprint" and isinstance(value, dict):
+            return {k: v for k, v in value.items() if k not in may_differ}
+        return value
+
     for run in runs[1:]:
         for key in ("fingerprint", "objectives", "constraint", "normalization"):
-            path = first_difference(first.summary.get(key), run.summary.get(key), key)
+            path = first_difference(part(first, key), part(run, key), key)
             if path is not None:
                 a, b = _lookup(first.summary, path), _lookup(run.summary, path)
                 raise DseError(
@@ -113,9 +121,12 @@ def check_comparable(runs: Sequence[RunData]) -> None:
                 )
 
 
-def compare(runs: Sequence[RunData], target: Target = None, factor: float = 1.05) -> Comparison:
-    """The comparison table; `target`: a size, a `compare.target` section, or None (best found x factor)."""
-    check_comparable(runs)
+def compare(
+    runs: Sequence[RunData], target: Target = None, factor: float = 1.05, may_differ: Sequence[str] = ()
+) -> Comparison:
+    """The comparison table; `target`: a size, a `compare.target` section, or None (best found x factor);
+    `may_differ`: see `check_comparable`."""
+    check_comparable(runs, may_differ)
     runs = list(runs)
     objectives, norm = runs[0].objectives, runs[0].norm
     size = runs[0].axes[0]

@@ -78,6 +78,11 @@ def run_config(
     """Every algorithm x seed of `cfg.compare` on one shared setup (`setup`, else built here); then
     the comparison outputs. `target` (a size) replaces compare.target."""
     log = log or (lambda m: print(m, file=sys.stderr))
+    if cfg.compare.variants:
+        from dse.compare.variants import run_variants  # it builds on this module
+
+        out = Path(out_dir) if out_dir is not None else compare_dir(cfg)
+        return run_variants(cfg, out, fresh=fresh, progress=progress, target=target, log=log)
     algorithms = resolve_algorithms(cfg.compare.algorithms, cfg.compare.aliases)
     seeds = list(dict.fromkeys(cfg.compare.seeds))
     if not seeds:
@@ -107,7 +112,7 @@ def run_config(
     if setup is not None:  # the caller's setup: its workers stay up for the caller to close
         return _run_all(cfg, planned, skipped, out_dir, setup, fresh, progress, target, log)
     setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
-    for note in (pin_note(setup.space), oversubscription_note(cfg)):
+    for note in (*setup.problem.notes(), pin_note(setup.space), oversubscription_note(cfg)):
         if note:
             log(note)
     try:  # one worker pool for every run of the comparison
@@ -182,9 +187,10 @@ def compare_runs(
     target: Target = None,
     skipped: list[dict[str, str]] | None = None,
     config_text: str | None = None,
+    may_differ: Sequence[str] = (),
 ) -> CompareResult:
-    """Measure finished runs of one problem and write the compare folder."""
-    comparison = compare(runs, target=target)
+    """Measure finished runs of one problem (or its variants: `may_differ`) and write the compare folder."""
+    comparison = compare(runs, target=target, may_differ=may_differ)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config_text is None:  # compared from folders: the first run's config stands for all

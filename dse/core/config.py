@@ -103,6 +103,8 @@ class CompareSection(Section):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> algorithm.options")
     aliases: dict[str, str] = Field(default_factory=dict, description="name in algorithms -> the algorithm")
     target: TargetSection | None = Field(None, description="default: the best size any run found x 1.05")
+    #: name -> {dotted.key: value}: the comparison repeated on variants of the problem (compare/variants.py)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class SearchSpaceSection(Section):

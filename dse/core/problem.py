@@ -54,6 +54,9 @@ class Variable:
     name: str
     choices: tuple[int, ...]
     members: tuple[str, ...] = ()  # the problem's own units this variable drives (e.g. tied layers)
+    #: choices are labels, not an order (e.g. which number format): no "highest is most accurate",
+    #: so such a variable is never pinned as cost-free; searches still treat its genes as integers
+    categorical: bool = False
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -198,6 +201,10 @@ class Problem(ABC):
     def depth_source(self) -> str:
         """How `depths()` was found ("torch.fx", "module call order", "unknown"): runs report it."""
         return "unknown"
+
+    def notes(self) -> list[str]:
+        """One-line notes a run prints as it starts (e.g. what the problem leaves out); none by default."""
+        return []
 
     def initial_values(self) -> dict[str, int] | None:
         """A good start for greedy searches where the problem knows one; None = every variable highest.

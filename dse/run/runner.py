@@ -48,7 +48,7 @@ def run_experiment(
     if setup is not None:  # a comparison builds its setup (and its workers) once, and closes them
         return _run(cfg, algorithm, run_dir, setup, fresh=fresh, progress=progress, start=start)
     setup = build_setup(cfg, progress)
-    for note in (pin_note(setup.space), oversubscription_note(cfg)):
+    for note in (*setup.problem.notes(), pin_note(setup.space), oversubscription_note(cfg)):
         if note and progress:
             print(note, file=sys.stderr)
     try:

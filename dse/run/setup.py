@@ -70,13 +70,14 @@ def pin_cost_free(problem: Problem, objectives: Objectives, constraint: Constrai
     """{name: highest choice} of each variable that changes no cost metric of the run.
 
     By the contract's ordering, lowering such a variable can only lose quality, so searching it
-    wastes evaluations. Nothing is pinned where the run has no cost metric. A run whose every
-    variable is cost-free has nothing to trade: refused, naming both ways out.
+    wastes evaluations; a categorical variable has no such ordering and stays searched. Nothing is
+    pinned where the run has no cost metric. A run whose every variable is cost-free has nothing to
+    trade: refused, naming both ways out.
     """
     costs = cost_metrics(problem, objectives, constraint)
     if not costs:
         return {}
-    free = set(cost_free(problem, costs))
+    free = set(cost_free(problem, costs)) - {v.name for v in problem.variables if v.categorical}
     if len(free) == len(problem.variables):
         raise ConfigError(
             f"search_space: no searched variable changes {', '.join(costs)}, so the search has nothing "

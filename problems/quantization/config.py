@@ -73,12 +73,29 @@ Calibrator = Literal["max", "percentile", "mse"]
 FormatName = Literal["affine", "fixed_point", "log2", "lq"]
 
 
+#: `quantization.weights.params`' default: nn.MultiheadAttention's projection weights, which are no
+#: module's `weight` (its out_proj is a Linear, quantized as one)
+DEFAULT_WEIGHT_PARAMS = r"(^|\.)(in_proj_weight|[qkv]_proj_weight)$"
+
+
 class WeightQuantSection(Section):
     format: FormatName | None = Field(
         None, description="number format of the weights; none: quantization.format"
     )
     per_channel: bool = True
     calibrator: Calibrator = Field("mse", description="mse clips outliers: much better below 4 bits")
+    params: str | None = Field(
+        DEFAULT_WEIGHT_PARAMS,
+        description="regex on qualified parameter names ('encoder.layers.0.self_attn.in_proj_weight'): "
+        "matching parameters get weight quantizers too, named by that name, beside the weights of every "
+        "Conv1d/2d, ConvTranspose1d/2d, Linear and Embedding (named by the module); default: "
+        "MultiheadAttention's projections; null: those layers only",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return check_regex(v)
 
 
 class ActivationQuantSection(Section):
@@ -138,6 +155,12 @@ class QuantizationSection(Section):
     activations: ActivationQuantSection = Field(default_factory=ActivationQuantSection)
     weight_bits: int = Field(8, ge=1, le=32, description="bits of weight quantizers that are not searched")
     activation_bits: int = Field(8, ge=1, le=32, description="bits of activation quantizers not searched")
+    backend: Literal["native", "modelopt"] = Field(
+        "native",
+        description="who inserts the quantizers: native, or NVIDIA ModelOpt (`pip install 'dse[modelopt]'`: "
+        "mtq.quantize, max calibration, weights per channel, each layer's input per tensor; "
+        "activations.types: [] with input: false = weights only)",
+    )
 
     @property
     def weight_format(self) -> str:
@@ -196,6 +219,11 @@ class SearchSpaceSection(BaseSearchSpaceSection):
         default_factory=dict,
         description="variable name -> regex; the searched quantizers it matches share one bit width",
     )
+    formats: list[FormatName] | None = Field(
+        None,
+        description="two or more number formats: each searched weight gets a variable 'f:<layer>' "
+        "choosing among them (its value indexes this list), searched with its bits",
+    )
 
     @model_validator(mode="after")
     def _something_searched(self) -> SearchSpaceSection:
@@ -203,6 +231,13 @@ class SearchSpaceSection(BaseSearchSpaceSection):
             raise ValueError("empty search space: search weights, activations or both")
         for name, rx in self.ties.items():
             check_regex(rx, f"ties.{name}: ")
+        if self.formats is not None:
+            if len(self.formats) < 2 or len(set(self.formats)) != len(self.formats):
+                raise ValueError(f"formats: give two or more distinct formats, got {self.formats}")
+            if self.weights is None:
+                raise ValueError(
+                    "formats: a format is chosen per searched weight, but search_space.weights is null"
+                )
         return self
 
 
@@ -220,6 +255,16 @@ class QuantizationConfig(ModelProblemConfig):
     search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
     finetune: FinetuneSection = Field(default_factory=FinetuneSection)  # `dse finetune` only
 
+    @model_validator(mode="after")
+    def _formats_include_the_weights(self) -> QuantizationConfig:
+        formats, own = self.search_space.formats, self.quantization.weight_format
+        if formats and own not in formats:
+            raise ValueError(
+                f"search_space.formats must include the weights' format {own!r} (quantization.format / "
+                "weights.format): weights not searched and the uniform references use it"
+            )
+        return self
+
     @classmethod
     def known_metrics(cls) -> set[str]:
-        return {"accuracy", "total_bits", "weight_bits", "bops", "qerror"}
+        return {"accuracy", "total_bits", "weight_bits", "bops", "qerror", "model_bits"}

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from problems.quantization.folding import fold_batchnorms
 from problems.quantization.formats.quantizer import TensorQuantizer
-from problems.quantization.placement import output_hook, weight_layers
+from problems.quantization.placement import output_hook, site_parameter, weight_layers
 from problems.quantization.qmodel import INPUT, QuantizedModel
 
 
@@ -36,18 +36,20 @@ class DeployedModel(nn.Module):
         folded = fold_batchnorms(self.model) if qmodel.folded else []
         if sorted(folded) != sorted(qmodel.folded):
             raise ValueError(f"the model folds {folded}, the quantized model {qmodel.folded}")
-        self.layers = weight_layers(dict(self.model.named_modules()))
-        self.float_weights = {n: m.weight.detach().clone() for n, m in self.layers.items()}
+        modules = dict(self.model.named_modules())
+        self.layers = weight_layers(modules)  # Conv/Linear: the ones whose biases may be quantized
+        self.weight_sites = dict(qmodel.weight_sites)
+        self.params = {n: site_parameter(modules, s) for n, s in self.weight_sites.items()}
+        self.float_weights = {n: p.detach().clone() for n, p in self.params.items()}
         self.float_biases = {n: m.bias.detach().clone() for n, m in self.layers.items() if m.bias is not None}
         self.weight_quantizers = calibrated_copies(qmodel.weight_quantizers, self.float_weights)
         self.bias_quantizers = calibrated_copies(qmodel.bias_quantizers, self.float_biases)
         self.act_quantizers: dict[str, TensorQuantizer] = dict(qmodel.act_quantizers)
         with torch.no_grad():
-            for n, m in self.layers.items():
-                m.weight.copy_(self.weight_quantizers[n].quantize_tensor(self.float_weights[n]))
-                if n in self.bias_quantizers:
-                    m.bias.copy_(self.bias_quantizers[n].quantize_tensor(self.float_biases[n]))
-        modules = dict(self.model.named_modules())
+            for n, p in self.params.items():
+                p.copy_(self.weight_quantizers[n].quantize_tensor(self.float_weights[n]))
+            for n, q in self.bias_quantizers.items():
+                self.layers[n].bias.copy_(q.quantize_tensor(self.float_biases[n]))
         for n, q in self.act_quantizers.items():
             if n != INPUT:
                 modules[n].register_forward_hook(output_hook(q))

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from dse.core.errors import DseError
+from problems.quantization.backends import require_native
 from problems.quantization.config import QuantizationConfig
 from problems.quantization.deployed import DeployedModel
 from problems.quantization.export_onnx import export
@@ -44,6 +45,7 @@ class DeploymentHooks:
     def describe_quantizers(
         self, values: Mapping[str, int], checkpoint: Path | None = None
     ) -> dict[str, Any]:
+        require_native(self.qmodel, "mpq.json")  # type: ignore[attr-defined]
         cfg: QuantizationConfig = self.cfg  # type: ignore[attr-defined]
         weights = Path(checkpoint) if checkpoint is not None else baseline_file(cfg)
         q = cfg.quantization
@@ -70,11 +72,13 @@ class DeploymentHooks:
     def finetune(
         self, values: Mapping[str, int], out_dir: Path, options: Mapping[str, Any]
     ) -> dict[str, Any]:
+        require_native(self.qmodel, "dse finetune")  # type: ignore[attr-defined]
         return finetune(self, values, out_dir, options)  # type: ignore[arg-type]
 
     def export_onnx(
         self, values: Mapping[str, int], path: Path, checkpoint: Path | None = None
     ) -> dict[str, Any]:
+        require_native(self.qmodel, "dse export")  # type: ignore[attr-defined]
         return export(self, values, Path(path), checkpoint)  # type: ignore[arg-type]
 
 

@@ -36,7 +36,7 @@ from dse.core.files import atomic_write
 from dse.core.registry import import_object
 from problems.quantization.config import TrainingSection
 from problems.quantization.deployed import DeployedModel
-from problems.quantization.qat import QATModel
+from problems.quantization.qat import QATModel, check_trainable
 from problems.quantization.zoo.training import train_baseline
 
 MODEL_FILE = "model.pt"
@@ -50,6 +50,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Train `values` (QAT), write `out_dir/model.pt`, return finetune.json's record. `problem`: a
     `LayerwiseQuantizationProblem` (not imported: it imports this module through its hooks)."""
+    check_trainable(problem.qmodel)  # before anything is measured or trained
     cfg = problem.cfg
     section = cfg.finetune.model_copy(
         update={k: options[k] for k in ("epochs", "lr", "seed") if options.get(k) is not None}

@@ -27,6 +27,8 @@ def describe(problem: Any, values: Mapping[str, int], deployed: Any) -> list[dic
     layers = []
     for unit, bits in problem.unit_bits(values).items():
         prefix, module = unit[:2], unit[2:]
+        if prefix not in tables:  # a weight's format ('f:'): its quantizer's entry says it
+            continue
         q = tables[prefix][module]
         kind = (
             "input"
@@ -56,11 +58,11 @@ def quantizer_fields(q: TensorQuantizer, bits: int) -> dict[str, Any]:
     signed = q.format.signed_only or q.mode == "symmetric"
     out: dict[str, Any] = {
         "dtype": dtype(bits, signed),
-        "granularity": "layer" if q.axis is None else "channel",
+        "granularity": "channel" if q.axis is not None and q.format.per_channel else "layer",
         "bits": int(bits),
         "format": q.format.name,
         "mode": "symmetric" if q.format.signed_only else q.mode,
-        "axis": q.axis,
+        "axis": q.axis if q.format.per_channel else None,
     }
     for field in ("scale", "qmin", "qmax"):
         if hasattr(p, field):

@@ -154,6 +154,12 @@ def _tensor(v: Any, like: torch.Tensor) -> torch.Tensor:
 
 def build_onnx(deployed: DeployedModel, input_shape: tuple[int, ...], num_classes: int) -> onnx.ModelProto:
     """The QDQ graph of `deployed` at its quantizers' current bits (input "input": (N, *input_shape))."""
+    others = [n for n, s in deployed.weight_sites.items() if s.use != "layer"]
+    if others:  # an Embedding's, ConvTranspose's or attention's weight: no translation below
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise DseError(
+            f"export: Conv1d/Conv2d/Linear weights only, not the quantized weight '{others[0]}'{more}"
+        )
     acts = {n: q for n, q in deployed.act_quantizers.items() if n != INPUT}
     try:
         gm = fx.GraphModule(deployed.model, _Leaves(set(acts)).trace(deployed.model))

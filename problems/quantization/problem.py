@@ -1,7 +1,7 @@
 """`LayerwiseQuantizationProblem`: one integer variable per searched quantizer (or tied group).
 
 The model is converted and calibrated once; an evaluation flips bits in place and runs the
-validation split. Size metrics are arithmetic on per-layer statistics measured once.
+validation split. Size metrics are arithmetic on per-layer statistics measured once (costs.py).
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from dse.core.errors import DseError
 from dse.core.problem import Rejected
-from problems.quantization.backends import build_quantized_model
+from problems.quantization.backends import build_quantized_model, check_backend
 from problems.quantization.bench import benchmark
 from problems.quantization.config import QuantizationConfig
+from problems.quantization.costs import CostModel, float_note
 from problems.quantization.deployment import DeploymentHooks
 from problems.quantization.evaluation import ModelEvaluator
+from problems.quantization.format_survey import survey, survey_config
+from problems.quantization.formats.registry import FORMATS
 from problems.quantization.graph import module_depths
 from problems.quantization.qmodel import INPUT, QuantizedModel
 from problems.quantization.runtime import Runtime, place_model
 from problems.quantization.setup import ZooModelProblem
-from problems.quantization.variables import ACT, BIAS, WEIGHT, searched_variables
+from problems.quantization.variables import ACT, BIAS, FORMAT, WEIGHT, searched_variables
 from problems.quantization.zoo.data import Splits
 
 #: the uniform precisions every run evaluates for free (values may lie outside the searched choices)
@@ -35,12 +39,14 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         "weight_bits": "min",
         "bops": "min",
         "qerror": "min",
+        "model_bits": "min",
     }
-    COST_METRICS = frozenset({"total_bits", "weight_bits", "bops"})
+    COST_METRICS = frozenset({"total_bits", "weight_bits", "bops", "model_bits"})
     #: accuracy stops once its wrong predictions exceed what the limit allows (evaluation.top1)
     EARLY_REJECT = frozenset({"accuracy"})
-    #: weight_bits is storage; total_bits sums bit widths and bops is compute, neither is a size
-    SIZE_METRICS: ClassVar[dict[str, str]] = {"weight_bits": "bits"}
+    #: weight_bits (the quantized tensors) and model_bits (every parameter) are storage; total_bits
+    #: sums bit widths and bops is compute, neither is a size
+    SIZE_METRICS: ClassVar[dict[str, str]] = {"weight_bits": "bits", "model_bits": "bits"}
 
     def __init__(
         self,
@@ -63,16 +69,30 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
             **{ACT + n: q.activation_bits for n in qmodel.act_quantizers},
             **{BIAS + n: q.weight_bits for n in qmodel.bias_quantizers},
         }
+        formats = cfg.search_space.formats or [q.weight_format]
+        self.format_names = list(formats)  # what an 'f:' variable's value indexes
+        if len(formats) > 1:  # search_space.formats: every weight's format, by index
+            own = formats.index(q.weight_format)
+            self.default_bits |= {FORMAT + n: own for n in qmodel.weight_quantizers}
         modules = dict(qmodel.model.named_modules())
         self.bias_params = {n: modules[n].bias.numel() for n in qmodel.bias_quantizers}
         self.variables = searched_variables(
             cfg, list(qmodel.weight_quantizers), list(qmodel.act_quantizers), list(qmodel.bias_quantizers)
         )
         self._members = {v.name: v.members for v in self.variables}
+        counts = qmodel.parameter_counts()  # (per weight quantizer, per parameter left float)
+        self.cost_model = CostModel(
+            stats, self.bias_params, *counts, self._members, q.activation_bits, self._value_bits
+        )
         self._depths: tuple[dict[str, int], str] | None = None
         self._qerror_worst: float | None = None
 
     # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: QuantizationConfig) -> None:
+        super().check_config(cfg)
+        check_backend(cfg)  # a missing dse[modelopt] fails here, before the baseline is trained
+
     @classmethod
     def _from_baseline(
         cls,
@@ -91,25 +111,48 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         )
         return cls(qmodel, engine, cfg, baseline, stats, model)
 
+    @classmethod
+    def format_survey(
+        cls, cfg: QuantizationConfig, formats: list[str] | None, bits: list[int], progress: bool = True
+    ) -> list[dict[str, Any]]:
+        """`dse formats`: every format x bits on this model (format_survey.py); formats None: all."""
+        formats = formats or FORMATS.names()
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise DseError(f"--formats: unknown format {unknown[0]!r}; known: {', '.join(FORMATS.names())}")
+        cfg = survey_config(cfg, formats)
+        cls.check_config(cfg)
+        problem = cls.from_config(cfg, progress=progress)
+        try:
+            return survey(problem, cfg.search_space.formats or [], bits)
+        finally:
+            problem.close()
+
     # -- the problem protocol -------------------------------------------------------------------
     def reference_configurations(self) -> dict[str, dict[str, int]]:
         """Every searched quantizer at 2..8 and 16 bits: the uniform precision a mix must beat."""
-        return {f"{b}-bit": {v.name: b for v in self.variables} for b in UNIFORM_BITS}
+        return {f"{b}-bit": self.uniform(b) for b in UNIFORM_BITS}
+
+    def uniform(self, bits: int) -> dict[str, int]:
+        """Every searched bit width at `bits`, every searched format at the weights' own."""
+        return {v.name: self.default_bits[v.members[0]] if v.categorical else bits for v in self.variables}
 
     def reference(self) -> dict[str, float]:
         return dict(self.baseline)
 
     def size_baselines(self, metric: str) -> dict[str, float]:
-        """weight_bits of the float model (every tensor it counts at 32 bits) and of every searched
+        """weight_bits / model_bits of the float model (every tensor at 32 bits) and of every searched
         weight at 8 bits (the "8-bit" reference configuration; quantizers not searched keep their bits)."""
-        if metric != "weight_bits":
+        if metric not in self.SIZE_METRICS:
             return {}
-        weights = {u: 32 for u in self.default_bits if not u.startswith(ACT)}
-        eight = self.unit_bits({v.name: 8 for v in self.variables})
-        return {
-            "float": self.costs(weights, {})["weight_bits"],
-            "8-bit": self.costs(eight, {})["weight_bits"],
-        }
+        weights = {u: 32 for u in self.default_bits if u.startswith((WEIGHT, BIAS))}
+        eight = self.unit_bits(self.uniform(8))
+        return {"float": self.costs(weights, {})[metric], "8-bit": self.costs(eight, {})[metric]}
+
+    def notes(self) -> list[str]:
+        """The parameters left float that hold >= 1 % of the model, with their share."""
+        note = float_note(self.cost_model.float_shares())
+        return [note] if note else []
 
     def bounds(self, metric: str) -> tuple[float, float] | None:
         if metric == "accuracy":  # a perfect score is the best no configuration can pass
@@ -132,9 +175,11 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         if self._depths is None:
             units = [u for v in self.variables for u in v.members]
             example = self.engine.splits.calib.x[:1]
-            modules = [u[2:] for u in units if u != ACT + INPUT]
+            sites = getattr(self.qmodel, "weight_sites", {})  # a weight's depth: its caller's
+            where = {u: sites[u[2:]].caller if u[:2] != ACT and u[2:] in sites else u[2:] for u in units}
+            modules = [where[u] for u in units if u != ACT + INPUT]
             layers, source = module_depths(self.float_model, modules, example)
-            depth = {u: 0 if u == ACT + INPUT else layers[u[2:]] for u in units}
+            depth = {u: 0 if u == ACT + INPUT else layers[where[u]] for u in units}
             self._depths = ({v.name: max(depth[u] for u in v.members) for v in self.variables}, source)
         return self._depths
 
@@ -146,6 +191,9 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         tables[BIAS] = self.qmodel.bias_quantizers
         out = {}
         for v in self.variables:
+            if v.categorical:
+                out[v.name] = self.default_bits[v.members[0]]
+                continue
             views = [tables[u[:2]][u[2:]].format.initial_bits() for u in v.members]
             if None in views:
                 return None
@@ -192,25 +240,28 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         return {"test_accuracy": self.engine.accuracy("test")}
 
     def apply(self, bits: Mapping[str, int]) -> None:
-        """Set every quantizer's bits in place (no rebuild, no copy)."""
+        """Set every quantizer's bits (and searched weight formats) in place (no rebuild, no copy)."""
+        formats = {u[2:]: self.format_names[i] for u, i in bits.items() if u.startswith(FORMAT)}
+        if len(self.format_names) > 1:
+            self.qmodel.set_formats(formats)
         self.qmodel.set_bits(
             weights={u[2:]: b for u, b in bits.items() if u.startswith(WEIGHT)},
             activations={u[2:]: b for u, b in bits.items() if u.startswith(ACT)},
             biases={u[2:]: b for u, b in bits.items() if u.startswith(BIAS)},
         )
 
+    def _value_bits(self, unit: str, bits: int, fmt: int | None) -> float:
+        """Size metrics ask the format what one value costs (a searched format: the one chosen)."""
+        table = self.qmodel.bias_quantizers if unit.startswith(BIAS) else self.qmodel.weight_quantizers
+        formats = getattr(table[unit[2:]], "formats", None)  # None: another backend's quantizer
+        if formats is None:
+            return float(bits)
+        name = self.format_names[fmt] if fmt is not None else table[unit[2:]].format.name
+        return formats[name].value_bits(bits)
+
     def costs(self, bits: Mapping[str, int], values: Mapping[str, int]) -> dict[str, float]:
-        weight_bits = 0.0
-        bops = 0.0
-        for name, st in self.stats.items():
-            wb = bits[WEIGHT + name]
-            weight_bits += st["params"] * wb
-            feed = st.get("act_input")
-            ab = bits.get(ACT + feed, self.cfg.quantization.activation_bits) if feed else 32
-            bops += st["macs"] * wb * ab
-        weight_bits += sum(n * bits[BIAS + name] for name, n in self.bias_params.items())
-        total = sum(bits[u] for v in values for u in self._members[v])
-        return {"total_bits": float(total), "weight_bits": weight_bits, "bops": bops}
+        """Every cost metric of quantizers at `bits` (`values`: the searched variables; costs.py)."""
+        return self.cost_model.costs(bits, values)
 
     def benchmark(
         self,

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dse.core.errors import DseError
 from problems.quantization.deployed import recalibrate
 from problems.quantization.formats.quantizer import TensorQuantizer
 from problems.quantization.placement import output_hook, weight_layers
@@ -36,6 +37,7 @@ class QATModel(nn.Module):
 
     def __init__(self, model: nn.Module, qmodel: QuantizedModel, recalibrate_every: int = 0) -> None:
         super().__init__()
+        check_trainable(qmodel)
         # contiguous whatever format the run's evaluations were tuned to: training must not depend on it
         self.model = (
             copy.deepcopy(model).to(memory_format=torch.contiguous_format).requires_grad_(True).train()
@@ -81,6 +83,19 @@ class QATModel(nn.Module):
     def float_state(self) -> dict[str, Tensor]:
         """The trained float weights (BatchNorm unfolded), on the CPU: what `model.pt` holds."""
         return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+
+def check_trainable(qmodel: QuantizedModel) -> None:
+    """One line refusing weights this training cannot fake-quantize: it replaces the forward of each
+    Conv/Linear layer, so a weight read elsewhere (an Embedding's, a ConvTranspose's, an attention's
+    projections, out_proj included, which the attention never calls) would train float unseen."""
+    others = [n for n, s in qmodel.weight_sites.items() if s.use != "layer"]
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise DseError(
+            "dse finetune: quantization-aware training covers the weights of Conv1d/Conv2d/Linear "
+            f"layers only, not the quantized weight '{others[0]}'{more}"
+        )
 
 
 def fold_factor(bn: nn.Module, like: Tensor) -> Tensor:

@@ -6,16 +6,15 @@ Built once (design rule: never deep-copy or rebuild per evaluation):
 2. BatchNorm folding (`fold_bn`, see `problems.quantization.folding`): BNs registered right after
    a matching conv/linear are folded into it; `calibrate()` checks on its first batch that the
    folded float model reproduces the original's outputs.
-3. Weight quantizers on every Conv1d/Conv2d/Linear weight (symmetric, narrow range, per output
-   channel). Fake-quantized weights are computed once per (layer, bits) and swapped in by
-   reference, so `set_bits` costs nothing per evaluation. Biases stay float.
+3. Weight quantizers (symmetric, narrow range, per output channel) on every Conv/Linear,
+   ConvTranspose and Embedding weight and the parameters `weight_params` names (`weight_sites`).
+   Fake-quantized weights are computed once per (weight, format, bits) and swapped in by reference
+   (`weight_store`), so `set_bits` costs nothing per evaluation. Biases stay float.
 4. Activation quantizers on module outputs (forward hooks) and on the model input. A hook fires at
-   every call of its module, so a module used twice shares one quantizer and one calibration;
-   functional ops (`F.relu`) are not seen.
-5. Number formats (formats/registry.py): `number_format` for every quantizer, `weight_format` /
-   `act_format` for one kind (several weight formats: all calibrated, the first used, switched per
-   layer by `set_formats`); `format_settings` are the formats' options. `quantize_biases` adds bias
-   quantizers `bias_quantizers[name]` in the weights' format (cached per (layer, bits) too).
+   every call of its module (a module used twice shares one quantizer); `F.relu` is not seen.
+5. Number formats (formats/registry.py): `number_format`, or `weight_format` / `act_format` per kind
+   (several weight formats: all calibrated, switched per layer by `set_formats`). `quantize_biases`
+   adds bias quantizers `bias_quantizers[name]` in the weights' format.
 """
 
 from __future__ import annotations
@@ -36,23 +35,26 @@ from problems.quantization.formats.quantizer import (
     TensorQuantizer,
     UnknownQuantizerError,
 )
-from problems.quantization.formats.registry import FORMATS
 from problems.quantization.graph import may_run_in_place
 from problems.quantization.placement import (
+    DEFAULT_WEIGHT_PARAMS,
     UNSIGNED_TYPES,
     QuantizerFactory,
     act_modules,
     output_hook,
-    weight_layers,
+    resolve_formats,
+    weight_sites,
 )
 from problems.quantization.stats import Stats, measure
+from problems.quantization.weight_store import WeightStore
 
 INPUT = "input"
 
 
 class QuantizedModel(nn.Module):
     """Weight quantizers `weight_quantizers[name]` and activation quantizers `act_quantizers[name]`
-    (plus "input"), keyed by the qualified module names of the original model."""
+    (plus "input"), keyed by the qualified module names of the original model (a weight that is
+    no module's `weight`, such as "...self_attn.in_proj_weight": by its qualified parameter name)."""
 
     def __init__(
         self,
@@ -74,27 +76,18 @@ class QuantizedModel(nn.Module):
         weight_format: str | Sequence[str] | None = None,
         act_format: str | None = None,
         format_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        weight_params: str | None = DEFAULT_WEIGHT_PARAMS,
     ) -> None:
         super().__init__()
-        weight_formats = (weight_format,) if isinstance(weight_format, str) else tuple(weight_format or ())
-        weight_formats = weight_formats or (number_format,)
-        for f in (*weight_formats, act_format or number_format):
-            if f not in FORMATS:
-                raise ValueError(f"unknown number format {f!r}; known: {', '.join(FORMATS.names())}")
-        settings = {k: dict(v) for k, v in (format_settings or {}).items()}
-        settings.setdefault("fixed_point", {}).setdefault("samples", act_samples)
+        formats = resolve_formats(number_format, weight_format, act_format, format_settings, act_samples)
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.__dict__["_original"] = model  # not a submodule; only for the folding check, then dropped
         acts = act_modules(self.model, act_types, act_names)
         self.folded: list[tuple[str, str]] = fold_batchnorms(self.model) if fold_bn else []
         current = dict(self.model.named_modules())  # folded BNs are Identity now
-        self._layers = weight_layers(current)
-        self._float_weights = {n: m.weight.detach() for n, m in self._layers.items()}
-        self._wcache: dict[tuple[str, int], Tensor] = {}
-        self._float_biases = {
-            n: m.bias.detach() for n, m in self._layers.items() if quantize_biases and m.bias is not None
-        }
-        self._bcache: dict[tuple[str, int], Tensor] = {}
+        self.weight_sites = weight_sites(self.model, weight_params)
+        self._store = WeightStore(self.model, self.weight_sites, quantize_biases)
+        self._float_biases = self._store.float_biases  # the folded biases that get quantizers
         self._float = False
         self.calibrated = False
 
@@ -105,11 +98,9 @@ class QuantizedModel(nn.Module):
             weight_calibrator,
             act_calibrator,
             percentile,
-            weight_formats,
-            act_format or number_format,
-            settings,
+            *formats,
         )
-        self.weight_quantizers = {n: make.weight(n) for n in self._layers}
+        self.weight_quantizers = {n: make.weight(n, s.axis) for n, s in self.weight_sites.items()}
         self.bias_quantizers = {n: make.bias(n) for n in self._float_biases}
         self.act_quantizers: dict[str, TensorQuantizer] = {}
         self._input_q = make.activation(INPUT, None, seed=0) if quantize_input else None
@@ -143,14 +134,13 @@ class QuantizedModel(nn.Module):
         later never recalibrate; calling calibrate() again starts from scratch.
         """
         self.calibrated, self._float = False, True
-        self._wcache.clear()
-        self._bcache.clear()
+        self._store.clear()
         self.sync_weights()
         try:
             self._collect(batches, min_samples)
             for n, q in self.weight_quantizers.items():
                 q.begin_calibration()
-                q(self._float_weights[n])
+                q(self._store.float_weights[n])
                 q.end_calibration(allow_zero=True)  # an all-zero weight is exact at any bits
             for n, q in self.bias_quantizers.items():
                 q.begin_calibration()
@@ -227,6 +217,17 @@ class QuantizedModel(nn.Module):
             self.bias_quantizers[n].num_bits = b
             self._sync_weight(n)
 
+    def set_formats(self, weights: Mapping[str, str]) -> None:
+        """Switch weights to another of their calibrated formats (search_space.formats), in place;
+        all names are checked before anything changes."""
+        for n, f in weights.items():
+            if n not in self.weight_quantizers or f not in self.weight_quantizers[n].formats:
+                raise UnknownQuantizerError(f"no weight quantizer '{n}' calibrated in format {f!r}")
+        for n, f in weights.items():
+            if self.weight_quantizers[n].format.name != f:
+                self.weight_quantizers[n].use_format(f)
+                self._sync_weight(n)
+
     def bits(self) -> dict[str, dict[str, int]]:
         return {
             "weights": {n: q.num_bits for n, q in self.weight_quantizers.items()},
@@ -237,38 +238,25 @@ class QuantizedModel(nn.Module):
     def quantized_weight(self, name: str, num_bits: int | None = None) -> Tensor:
         """The cached fake-quantized (folded) weight of a layer; the same object for the same bits."""
         q = self.weight_quantizers[name]
-        bits = q.num_bits if num_bits is None else num_bits
-        key = (name, bits)
-        if key not in self._wcache:
-            self._wcache[key] = q.quantize_tensor(self._float_weights[name], bits)
-        return self._wcache[key]
+        return self._store.quantized_weight(name, q, q.num_bits if num_bits is None else num_bits)
 
     def quantized_bias(self, name: str, num_bits: int | None = None) -> Tensor:
         """The cached fake-quantized (folded) bias of a layer with a bias quantizer."""
         q = self.bias_quantizers[name]
-        key = (name, q.num_bits if num_bits is None else num_bits)
-        if key not in self._bcache:
-            self._bcache[key] = q.quantize_tensor(self._float_biases[name], key[1])
-        return self._bcache[key]
+        return self._store.quantized_bias(name, q, q.num_bits if num_bits is None else num_bits)
 
     def float_weight(self, name: str) -> Tensor:
-        return self._float_weights[name]
+        return self._store.float_weights[name]
 
     def _sync_weight(self, name: str) -> None:
-        """Point the layer's weight (and bias, where it has a bias quantizer) at what its quantizer asks."""
-        q = self.weight_quantizers[name]
-        quantized = not self._float and q.enabled and self.calibrated
-        self._layers[name].weight.data = (
-            self.quantized_weight(name) if quantized else self._float_weights[name]
-        )
-        bq = self.bias_quantizers.get(name)
-        if bq is not None:
-            on = not self._float and bq.enabled and self.calibrated
-            self._layers[name].bias.data = self.quantized_bias(name) if on else self._float_biases[name]
+        """Point the weight (and bias, where it has a bias quantizer) at what its quantizer asks."""
+        on = not self._float and self.calibrated
+        q, bq = self.weight_quantizers[name], self.bias_quantizers.get(name)
+        self._store.point(name, q if on and q.enabled else None, bq if on and bq and bq.enabled else None)
 
     def sync_weights(self) -> None:
-        """Re-point every layer at the weight its quantizer asks for (call after toggling `enabled`)."""
-        for n in self._layers:
+        """Re-point every weight at what its quantizer asks for (call after toggling `enabled`)."""
+        for n in self.weight_sites:
             self._sync_weight(n)
 
     @contextlib.contextmanager
@@ -289,7 +277,7 @@ class QuantizedModel(nn.Module):
 
     # -- statistics -------------------------------------------------------------------------------
     def layer_stats(self, example: Tensor) -> Stats:
-        """Per weight-quantized layer, per sample of `example`: `params`, `macs`, `act_input`, `calls`
+        """Per weight quantizer, per sample of `example`: `params`, `macs`, `act_input`, `calls`
         (see `stats.measure`)."""
         return self._measure(example)[0]
 
@@ -299,7 +287,13 @@ class QuantizedModel(nn.Module):
 
     def _measure(self, example: Tensor) -> tuple[Stats, Stats]:
         with torch.inference_mode(), self.float_mode():
-            return measure(self, self._layers, self.act_quantizers, example)
+            modules = dict(self.model.named_modules())
+            return measure(self, modules, self.weight_sites, self.act_quantizers, example)
+
+    def parameter_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(numel per weight quantizer, numel per parameter left float) over every parameter of the
+        model as evaluated (BatchNorm folded), each counted once (`WeightStore.parameter_counts`)."""
+        return self._store.parameter_counts(self.model)
 
 
 def _inputs(batch: Any) -> Tensor:

@@ -1,5 +1,6 @@
 """The searched variables of a quantization problem: its quantizers, selected by the search space's
-include/exclude patterns and grouped by its ties, each with the bit choices of its kind."""
+include/exclude patterns and grouped by its ties, each with the bit choices of its kind; and, with
+`search_space.formats`, a number-format variable per searched weight."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import re
 from dse.core.errors import DseError
 from dse.core.problem import Variable
 from problems.quantization.config import BitsSpec, QuantizationConfig
+from problems.quantization.formats.registry import FORMATS
 
 WEIGHT, ACT, BIAS = "w:", "a:", "b:"  # BIAS: fixed-point biases (quantization.fixed_point.biases)
+FORMAT = "f:"  # the number format of a weight (search_space.formats)
 
 
 def searched_variables(
@@ -32,8 +35,11 @@ def searched_variables(
                 f"include/exclude leave no quantizer to search (known: {', '.join(names[:6])} ...)"
             )
         choices = tuple(spec.values())
-        if cfg.quantization.format == "affine" and choices[0] < 2:
-            raise DseError(f"search_space: affine quantizers need at least 2 bits, got {choices[0]}")
+        q = cfg.quantization
+        for fmt in [q.activation_format] if prefix == ACT else [q.weight_format, *(ss.formats or ())]:
+            low = 2 if fmt == "affine" else FORMATS.get(fmt).create("weight", 0, {}).min_bits("symmetric")
+            if choices[0] < low:
+                raise DseError(f"search_space: {fmt} quantizers need at least {low} bits, got {choices[0]}")
         units += [(prefix + n, choices) for n in chosen]
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     order: list[str] = []
@@ -54,7 +60,22 @@ def searched_variables(
         if not common:
             raise DseError(f"search_space.ties.{key}: weights and activations in the tie share no bit choice")
         variables.append(Variable(key, tuple(common), tuple(u for u, _ in members)))
-    return variables
+    return variables + format_variables(cfg, variables)
+
+
+def format_variables(cfg: QuantizationConfig, bit_variables: list[Variable]) -> list[Variable]:
+    """With `search_space.formats`: per variable of searched weights, 'f:<layer>' (or 'f:<tie>'),
+    whose value indexes that list. Categorical: formats have no accuracy order to rely on."""
+    formats = cfg.search_space.formats
+    if not formats:
+        return []
+    out = []
+    for v in bit_variables:
+        weights = tuple(FORMAT + u[2:] for u in v.members if u.startswith(WEIGHT))
+        if weights:
+            name = FORMAT + (v.name[2:] if v.name.startswith(WEIGHT) else v.name)
+            out.append(Variable(name, tuple(range(len(formats))), weights, categorical=True))
+    return out
 
 
 def _selected(name: str, spec: BitsSpec) -> bool:

@@ -9,15 +9,12 @@ power-of-two scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from problems.quantization.formats.base import NumberFormat
-
-if TYPE_CHECKING:
-    from problems.quantization.formats.quantizer import TensorQuantizer
+from problems.quantization.formats.base import Calibrated, NumberFormat
 
 MODES = ("symmetric", "unsigned", "asymmetric")
 
@@ -111,7 +108,7 @@ class AffineFormat(NumberFormat):
     def min_bits(self, mode: str) -> int:
         return 2 if mode == "asymmetric" else 1
 
-    def grid(self, q: TensorQuantizer, bits: int) -> QParams:
+    def grid(self, q: Calibrated, bits: int) -> QParams:
         """Python floats per tensor (cheapest to broadcast), float32 tensors per channel."""
         amin, amax = q.range(bits)
         p = qparams(amax, amin, bits, q.mode, q.narrow_range)
@@ -119,6 +116,6 @@ class AffineFormat(NumberFormat):
         fields = [conv(v) if isinstance(v, Tensor) else v for v in (p.scale, p.inv_scale, p.qmin, p.qmax)]
         return QParams(*fields, binary=p.binary)
 
-    def describe(self, q: TensorQuantizer, bits: int) -> dict[str, object]:
+    def describe(self, q: Calibrated, bits: int) -> dict[str, object]:
         lo, hi = q.range(bits)
         return {"amax": hi} | ({"amin": lo} if q.mode == "asymmetric" else {})

@@ -13,12 +13,23 @@ affine and log2 their range, and it is what the quantizer checks for "saw no dat
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from problems.quantization.formats.quantizer import TensorQuantizer
+
+class Calibrated(Protocol):
+    """What a format reads of its quantizer (a `TensorQuantizer`): its calibrated range and layout.
+    A protocol, so that formats never import the quantizer that imports them."""
+
+    label: str
+    axis: int | None
+    narrow_range: bool
+
+    @property
+    def mode(self) -> str: ...
+
+    def range(self, num_bits: int | None = None) -> tuple[Tensor, Tensor]: ...
 
 
 class Grid(Protocol):
@@ -69,7 +80,7 @@ class NumberFormat(ABC):
         return 1
 
     @abstractmethod
-    def grid(self, q: TensorQuantizer, bits: int) -> Grid:
+    def grid(self, q: Calibrated, bits: int) -> Grid:
         """The calibrated quantize-dequantize at `bits` (the quantizer caches it per bit width)."""
 
     def value_bits(self, bits: int) -> float:
@@ -81,6 +92,6 @@ class NumberFormat(ABC):
         highest choice)."""
         return None
 
-    def describe(self, q: TensorQuantizer, bits: int) -> dict[str, object]:
+    def describe(self, q: Calibrated, bits: int) -> dict[str, object]:
         """Format-specific fields of a deployment record (mpq.json) for `bits`."""
         return {}

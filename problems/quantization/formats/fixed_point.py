@@ -12,16 +12,13 @@ in [-32 - WL, 32 - WL] minimising mean |q(x) - x| over the tensor, found exactly
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from problems.quantization.formats.affine import QParams
-from problems.quantization.formats.base import NumberFormat
-
-if TYPE_CHECKING:
-    from problems.quantization.formats.quantizer import TensorQuantizer
+from problems.quantization.formats.base import Calibrated, NumberFormat
 
 MAX_WL = 32
 
@@ -203,12 +200,12 @@ class FixedPointFormat(NumberFormat):
     def params(self, wl: int) -> QParams:
         return fixed_point_params(wl, self.fraction_length(wl))
 
-    def grid(self, q: TensorQuantizer, bits: int) -> QParams:
+    def grid(self, q: Calibrated, bits: int) -> QParams:
         return self.params(bits)
 
     def initial_bits(self) -> int:
         """The seed's rule (`initial_word_length`) on the largest magnitude calibration saw."""
         return initial_word_length(self.max_abs, self.extra_fraction_bits)
 
-    def describe(self, q: TensorQuantizer, bits: int) -> dict[str, object]:
+    def describe(self, q: Calibrated, bits: int) -> dict[str, object]:
         return {"fraction_length": self.fraction_length(bits)}

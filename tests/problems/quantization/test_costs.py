@@ -110,3 +110,18 @@ def test_a_space_with_nothing_to_trade_is_refused():
     acts = LayerwiseQuantizationProblem(qmodel, None, cfg, {"accuracy": 100.0}, stats, model)
     with pytest.raises(ConfigError, match="no searched variable changes weight_bits.*pin_cost_free: false"):
         pin_cost_free(acts, Objectives.of(acts, ["accuracy", "weight_bits"]), Constraint())
+
+
+def test_model_bits_add_every_parameter_left_float_at_32_bits(problem):
+    values = {"w:conv1": 3, "w:conv2": 5, "a:input": 4}
+    got = problem.evaluate(values, ["model_bits", "weight_bits"])
+    kernels = {"conv1": 2 * 1 * 9, "conv2": 4 * 2 * 9, "fc": 3 * 16}
+    biases = {"conv1": 2, "conv2": 4, "fc": 3}  # float: affine quantizes no bias
+    assert got["model_bits"] == got["weight_bits"] + 32 * sum(biases.values())
+    every = sum(kernels.values()) + sum(biases.values())  # 147
+    eight = (
+        (kernels["conv1"] + kernels["conv2"]) * 8 + kernels["fc"] * WEIGHT_BITS + 32 * sum(biases.values())
+    )
+    assert problem.size_baselines("model_bits") == {"float": every * 32, "8-bit": eight}
+    (note,) = problem.notes()  # 4 / 147 = 2.7 %, 3 / 147 = 2.0 %, 2 / 147 = 1.4 %
+    assert "conv2.bias 2.7 %, fc.bias 2.0 %, conv1.bias 1.4 %" in note

@@ -52,3 +52,22 @@ def test_export_refuses_what_it_cannot_translate(deploy_problem, tmp_path):
             build_onnx(d, tuple(deploy_problem.engine.splits.input_shape), 10)
         finally:
             layer.relu2 = old
+
+
+def test_formats_without_an_integer_grid_are_stored_dequantized(deploy_problem, tmp_path):
+    from tests.problems.quantization.deploy_problem import small_problem
+
+    root = deploy_problem.cfg.output.root  # the same baseline
+    search = {"weights": {"choices": [2, 3, 4, 8]}, "formats": ["affine", "lq", "log2"]}
+    problem = small_problem(root, search_space=search)
+    weights = [v.name for v in problem.variables if v.name.startswith("w:")]
+    formats = {f"f:{w[2:]}": i % 3 for i, w in enumerate(weights)}  # affine, lq, log2 in turn
+    values = {**dict.fromkeys(weights, 4), **formats}
+    check = problem.export_onnx(values, tmp_path / "m.onnx")
+    assert check["agreement"] >= 99.0
+    assert check["torch_accuracy"] == pytest.approx(problem.evaluate_held_out(values)["test_accuracy"])
+    names = {t.name for t in onnx.load(tmp_path / "m.onnx").graph.initializer}
+    for w in weights:
+        base = w[2:].replace(".", "_") + "_weight"
+        grid = formats["f:" + w[2:]] == 0
+        assert (base + "_int" in names) == grid and (base + "_dequantized" in names) == (not grid), w

@@ -67,8 +67,10 @@ def test_weight_bits_count_kernels_and_biases(fixed):
 
 def test_size_baselines_are_the_float_model_and_every_searched_weight_at_8_bits(fixed):
     # fc1 64x16 + 16 biases, fc 16x10 + 10 biases: 1210 numbers, all of them counted by weight_bits
-    assert fixed.SIZE_METRICS == {"weight_bits": "bits"}
+    assert fixed.SIZE_METRICS == {"weight_bits": "bits", "model_bits": "bits"}
     assert fixed.size_baselines("weight_bits") == {"float": 1210 * 32, "8-bit": 1210 * 8}
+    # every parameter has a quantizer (biases too: fixed_point.biases), so the model is the weights
+    assert fixed.size_baselines("model_bits") == {"float": 1210 * 32, "8-bit": 1210 * 8}
     eight = fixed.evaluate({v.name: 8 for v in fixed.variables}, ["weight_bits"], within_space=False)
     assert eight["weight_bits"] == 1210 * 8  # the "8-bit" reference configuration
     assert fixed.size_baselines("bops") == {}
