@@ -19,6 +19,7 @@ from torch import Tensor
 
 from problems.quantization.formats.affine import QParams
 from problems.quantization.formats.base import Calibrated, NumberFormat
+from problems.quantization.formats.sample import ValueSample
 
 MAX_WL = 32
 
@@ -156,9 +157,7 @@ class FixedPointFormat(NumberFormat):
         return cls(sample, seed=seed, extra_fraction_bits=settings.get("extra_fraction_bits", 6))
 
     def reset(self) -> None:
-        self._gen = torch.Generator().manual_seed(self.seed)
-        self._values = torch.zeros(0)
-        self._keys = torch.zeros(0)
+        self._sample = ValueSample(self.sample_size, self.seed)
         self._extremes = torch.zeros(0)
         self.max_abs = 0.0
         self._fl: dict[int, int] = {}
@@ -167,30 +166,18 @@ class FixedPointFormat(NumberFormat):
         v = x.detach().reshape(-1).float()
         if v.numel() == 0:
             return
-        if self._values.device != v.device:  # the first tensor seen says where the sample lives
-            self._values, self._keys, self._extremes = (
-                t.to(v.device) for t in (self._values, self._keys, self._extremes)
-            )
-        lo, hi = torch.aminmax(torch.cat([self._extremes, v]))
+        lo, hi = torch.aminmax(torch.cat([self._extremes.to(v.device), v]))
         self._extremes = torch.stack([lo, hi])
         self.max_abs = max(-lo.item(), hi.item())
         self._fl.clear()
-        if self.sample_size is None:
-            self._values = torch.cat([self._values, v])
-            return
-        keys = torch.cat([self._keys, torch.rand(v.numel(), generator=self._gen).to(v.device)])
-        values = torch.cat([self._values, v])
-        if len(keys) > self.sample_size:
-            keys, idx = torch.topk(keys, self.sample_size, largest=False, sorted=False)
-            values = values[idx]
-        self._keys, self._values = keys, values
+        self._sample.add(v)
 
     @property
     def values(self) -> Tensor:
         """The values the FL search minimises the error over."""
         if self.sample_size is None:
-            return self._values
-        return torch.cat([self._values, self._extremes])
+            return self._sample.values
+        return torch.cat([self._sample.values, self._extremes])
 
     def fraction_length(self, wl: int) -> int:
         if wl not in self._fl:

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from problems.quantization.formats.base import Calibrated, NumberFormat
+from problems.quantization.formats.sample import ValueSample
 
 MAX_FIT_BITS = 16
 BLOCK_ELEMENTS = 1 << 24
@@ -200,9 +201,8 @@ class LQFormat(NumberFormat):
         return cls(settings.get("iterations", 20), sample, seed)
 
     def reset(self) -> None:
-        self._gen = torch.Generator().manual_seed(self.seed)
         self._tensors: list[Tensor] = []
-        self._values, self._keys = torch.zeros(0), torch.zeros(0)
+        self._sample = ValueSample(self.sample_size, self.seed)
         self._bases: dict[tuple[int, str, int | None], Tensor] = {}
         self._ndim = 1
 
@@ -212,23 +212,15 @@ class LQFormat(NumberFormat):
         self._ndim = v.dim()
         if self.sample_size is None:
             self._tensors.append(v.clone())
-            return
-        v = v.reshape(-1)
-        if self._values.device != v.device:
-            self._values, self._keys = self._values.to(v.device), self._keys.to(v.device)
-        keys = torch.cat([self._keys, torch.rand(v.numel(), generator=self._gen).to(v.device)])
-        values = torch.cat([self._values, v])
-        if len(keys) > self.sample_size:
-            keys, idx = torch.topk(keys, self.sample_size, largest=False, sorted=False)
-            values = values[idx]
-        self._keys, self._values = keys, values
+        else:
+            self._sample.add(v.reshape(-1))
 
     def rows(self, axis: int | None) -> Tensor:
         """What the fit sees: [channels, values] (one row per tensor where axis is None)."""
         if self.sample_size is not None:
             if axis is not None:
                 raise ValueError("per-channel LQ needs every value: use sample_size None (weights)")
-            return self._values.reshape(1, -1)
+            return self._sample.values.reshape(1, -1)
         if not self._tensors:
             raise ValueError("LQ saw no data: calibrate before asking for a grid")
         if axis is None:
