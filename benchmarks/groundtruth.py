@@ -28,6 +28,7 @@ import pandas as pd
 from dse.compare.comparison import Comparison
 from dse.compare.runs import compare_runs, run_config
 from dse.core.config import ExperimentConfig, load_config
+from dse.indicators.quality import hypervolume
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
 from dse.run.setup import Setup, build_setup
@@ -81,7 +82,14 @@ def table(c: Comparison, truth: RunData) -> pd.DataFrame:
     top = max(e.metrics[quality] for e in truth.front)
     tops = sum(e.feasible and e.metrics[quality] >= top for e in truth.evaluations)
     n = len(truth.evaluations)
-    print(f"its best {quality} ({top:.6g}) is reached by {tops} of the {n} configurations")
+    # what a search reaches that finds everything but those few: read a share just under it as the
+    # whole front found but them (here: a validation-noise outlier no search can aim for)
+    rest = [e for e in truth.evaluations if not (e.feasible and e.metrics[quality] >= top)]
+    cap = hypervolume(rest, truth.objectives, c.norm) / best
+    print(
+        f"its best {quality} ({top:.6g}) is reached by {tops} of the {n} configurations; "
+        f"without them the best share is {cap:.3f}"
+    )
     runs: dict[str, list[RunData]] = {}
     for r in c.runs:
         if r is not truth:

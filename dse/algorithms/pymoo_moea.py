@@ -1,7 +1,10 @@
 """Any pymoo MOEA, driven by ask/tell so every evaluation goes through our evaluator.
 
 Integer genes are handled the way pymoo recommends (integer sampling, SBX and polynomial mutation
-with rounding repair, duplicate elimination) rather than with operators of our own.
+with rounding repair, duplicate elimination) rather than with operators of our own; duplicates are
+eliminated against everything the run has evaluated (`operators.py`), and every generation after the
+first also tries unevaluated neighbours of the run's front (`local_search` of its evaluations,
+`local_search.py`), told to pymoo with the offspring.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.problems.static import StaticProblem
 
 from dse.algorithms.base import Algorithm, CheckContext, SearchContext
+from dse.algorithms.local_search import LABEL as LOCAL_SEARCH_LABEL
+from dse.algorithms.local_search import genome, handed, local_search_picks
+from dse.algorithms.operators import ArchiveDuplicateElimination
 from dse.algorithms.sampling import SeededIntegerSampling, sensitivity_genomes, uniform_genomes
 from dse.algorithms.scoring import require_metric
 from dse.algorithms.sensitivity import DEFAULT_SCORE, SCORES
@@ -50,6 +56,11 @@ class PymooMOEA(Algorithm):
             raise ConfigError(f"algorithm.name: cannot load {self.pymoo_class}: {e}") from None
         if self.options.get("initial", INITIAL[0]) not in INITIAL:
             raise ConfigError(f"algorithm.options.initial: must be one of {', '.join(map(repr, INITIAL))}")
+        share = self.options.get("local_search", LOCAL_SEARCH)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+            raise ConfigError(
+                f"algorithm.options.local_search: a share of each generation in [0, 1), got {share!r}"
+            )
         if self.options.get("score", DEFAULT_SCORE) not in SCORES:
             raise ConfigError(f"algorithm.options.score: must be one of {', '.join(map(repr, SCORES))}")
         known = _init_parameters(self.cls) | set(self.own_options) | set(COMMON_OPTIONS)
@@ -72,7 +83,8 @@ class PymooMOEA(Algorithm):
             # back to the same value; measured on experiments/resnet.yaml, eta 5 found fronts ~10%
             # smaller in size for the same budget.
             "mutation": PM(eta=5, vtype=float, repair=RoundingRepair()),
-            "eliminate_duplicates": True,
+            # against every genome the run evaluated, not only the current population
+            "eliminate_duplicates": ArchiveDuplicateElimination(),
         }
         kwargs = {k: v for k, v in defaults.items() if k in accepted}
         own = set(self.own_options) | set(COMMON_OPTIONS)
@@ -136,6 +148,9 @@ class PymooMOEA(Algorithm):
         algorithm = self.build(ctx, n_obj)
         # Termination is our budget (BudgetExhausted); pymoo's own counter is only a backstop.
         algorithm.setup(problem, termination=("n_eval", 10**12), seed=ctx.seed, verbose=False)
+        share = float(self.options.get("local_search", LOCAL_SEARCH))
+        elim = getattr(algorithm, "eliminate_duplicates", None)
+        rng, credit = ctx.rng(LOCAL_SEARCH_SALT), 0.0
         stale, patience = 0, 50 * max(int(getattr(algorithm, "pop_size", 0) or 0), 1)
         while algorithm.has_next() and stale < patience:  # patience: ~50 generations of nothing new
             pop = algorithm.ask()
@@ -145,7 +160,17 @@ class PymooMOEA(Algorithm):
             if pop is None or len(pop) == 0:
                 break
             before = ctx.evaluator.used
-            evals = ctx.evaluator.evaluate(np.asarray(pop.get("X")).round().astype(int))
+            X = np.asarray(pop.get("X")).round().astype(int)
+            evals = ctx.evaluator.evaluate(X)
+            if share and algorithm.is_initialized:  # from the second generation: a front to search
+                credit += len(pop) * share / (1 - share)  # neighbours / (offspring + neighbours) = share
+                picks = local_search_picks(ctx, int(credit), rng, exclude={tuple(x) for x in X})
+                credit -= int(credit)
+                if picks:
+                    evals += ctx.evaluator.evaluate(picks, label=LOCAL_SEARCH_LABEL)
+                    pop = Population.merge(pop, Population.new(X=np.array(picks, dtype=float)))
+            if isinstance(elim, ArchiveDuplicateElimination):
+                elim.add(genome(ctx, e) for e in handed(ctx))
             stale = stale + len(pop) if ctx.evaluator.used == before else 0  # converged: nothing new
             out: dict[str, np.ndarray] = {"F": ctx.objectives.matrix(evals)}
             if n_constr:
@@ -157,9 +182,20 @@ class PymooMOEA(Algorithm):
 #: options every pymoo adapter reads itself: initial = "sensitivity" (the uniform-precision genomes and
 #: the knapsack answers over the sensitivity table seed the first population, see sampling.py),
 #: "uniform" (the uniform-precision genomes alone) or "random" (pymoo's integer random sampling alone);
-#: score = the sensitivity table's score ("accuracy" or "qerror")
-COMMON_OPTIONS = ("initial", "score")
+#: score = the sensitivity table's score ("accuracy" or "qerror");
+#: local_search = the share of each generation after the first given to unevaluated neighbours of the
+#: run's front (Pareto local search, local_search.py; 0 turns it off). Measured, the default 0.25 with
+#: duplicates eliminated against the run's history (operators.py) against neither (the evolution
+#: alone): on the MNIST-1D ground truth (benchmarks/groundtruth.py, budget 120, pop_size 16, seeds
+#: 0-19) mean HV share 0.943 -> 0.949 (local search alone 0.946, the history alone 0.938, a share of
+#: 0.4 0.939), most seeds now at the 0.949 that a front without its one validation-noise outlier can
+#: reach; the same space against bops 0.955 -> 0.954; experiments/resnet.yaml (budget 400, seeds 0-5)
+#: the smallest configuration within 1 point of float 0.307 -> 0.306 of the 8-bit size on average
+#: (the worst seed 0.323 -> 0.315), hypervolume 0.733 -> 0.750
+COMMON_OPTIONS = ("initial", "score", "local_search")
 INITIAL = ("sensitivity", "uniform", "random")
+LOCAL_SEARCH = 0.25
+LOCAL_SEARCH_SALT = 0x1005
 
 #: pymoo arguments that dse sets itself, with where the user sets them instead
 RESERVED = {"seed": "experiment.seed", "termination": "algorithm.budget", "verbose": "--quiet"}

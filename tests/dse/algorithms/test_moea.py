@@ -30,13 +30,14 @@ MOEAS = [
 @pytest.mark.parametrize(("name", "options"), MOEAS)
 def test_moea_runs_through_dse_run(tmp_path, capsys, name, options):
     path = write_config(tmp_path, algorithm={"name": name, "options": options, "pop_size": 12})
-    assert run_cli("run", str(path), "--quiet", "--budget", "40") == 0
+    assert run_cli("run", str(path), "--quiet", "--budget", "60") == 0
     run_dir = tmp_path / "results" / "toy" / f"{name}-s0"
     for f in STANDARD:
         assert (run_dir / f).is_file(), f
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["evaluations"] == 40 and summary["hypervolume"] > 0
+    assert summary["evaluations"] == 60 and summary["hypervolume"] > 0
     evals = pd.read_csv(run_dir / "evaluations.csv")
+    assert "local_search" in set(evals.label.fillna(""))  # neighbours of the front, told to pymoo
     genes = evals[["x0", "x1", "x2", "x3"]]
     assert genes.isin([2, 3, 4, 6, 8]).all().all() and not genes.duplicated().any()
     assert not evals.feasible.all()  # the constraint was in play
@@ -58,6 +59,8 @@ def test_moead_runs_unconstrained_and_refuses_constraints(tmp_path, capsys):
     [
         ("nsga2", {"pop_sise": 10}, "algorithm.options.pop_sise: unknown option for NSGA2"),
         ("nsga2", {"seed": 3}, "algorithm.options.seed: set by dse from experiment.seed"),
+        ("nsga2", {"local_search": 1}, "algorithm.options.local_search: a share of each generation in [0, 1"),
+        ("spea2", {"local_search": "yes"}, "algorithm.options.local_search: a share of each generation"),
         ("smsemoa", {"eta": 3}, "algorithm.options.eta: unknown option for SMSEMOA"),
         ("nsga3", {"n_partitions": 0}, "algorithm.options.n_partitions: must be an integer >= 1"),
         ("rnsga2", {}, "algorithm.options.ref_points: rnsga2 needs a list of points"),
