@@ -36,8 +36,8 @@ def survey(problem: Any, formats: Sequence[str], bits: Sequence[int]) -> list[di
     rows = []
     for fmt in formats:
         qm.set_formats(dict.fromkeys(names, fmt))
+        low = max(q.format.min_bits(q.mode) for q in qm.weight_quantizers.values())
         for b in bits:
-            low = max(q.format.min_bits(q.mode) for q in qm.weight_quantizers.values())
             if b < low:
                 rows.append({"format": fmt, "bits": b, "weight_mse": None, "accuracy": None})
                 continue

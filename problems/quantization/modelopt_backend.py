@@ -34,7 +34,11 @@ from torch import Tensor, nn
 
 from dse.core.errors import DseError
 from problems.quantization.folding import check_same_outputs, eval_outputs, fold_batchnorms
-from problems.quantization.formats.quantizer import BitsError, CalibrationError, UnknownQuantizerError
+from problems.quantization.formats.quantizer import (
+    BitsError,
+    CalibrationError,
+    check_bit_changes,
+)
 from problems.quantization.placement import WeightSite, weight_layers
 from problems.quantization.stats import Stats, measure
 
@@ -143,11 +147,7 @@ class ForeignQuantizedModel(nn.Module):
             ("activation", self.act_quantizers, dict(activations or {})),
             ("bias", self.bias_quantizers, dict(biases or {})),
         )
-        for kind, table, new in tables:
-            for n, b in new.items():
-                if n not in table:
-                    raise UnknownQuantizerError(f"unknown {kind} quantizer '{n}'")
-                table[n].check_bits(b)
+        check_bit_changes(tables)
         for _, table, new in tables:
             for n, b in new.items():
                 table[n].num_bits = b

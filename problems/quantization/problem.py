@@ -102,8 +102,8 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         baseline: dict[str, Any],
         runtime: Runtime,
     ) -> LayerwiseQuantizationProblem:
-        qmodel = build_quantized_model(cfg, model, splits.calib.x)
         calib = splits.calib.x
+        qmodel = build_quantized_model(cfg, model, calib)
         stats = qmodel.layer_stats(calib[:1])
         qmodel = place_model(qmodel, runtime.device, runtime.memory_format)
         engine = ModelEvaluator(

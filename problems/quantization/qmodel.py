@@ -34,6 +34,7 @@ from problems.quantization.formats.quantizer import (
     QuantizationError,
     TensorQuantizer,
     UnknownQuantizerError,
+    check_bit_changes,
 )
 from problems.quantization.graph import may_run_in_place
 from problems.quantization.placement import (
@@ -199,15 +200,13 @@ class QuantizedModel(nn.Module):
     ) -> None:
         """Change bit widths in place; all names and values are checked before anything changes."""
         weights, activations, biases = dict(weights or {}), dict(activations or {}), dict(biases or {})
-        for kind, table, new in (
-            ("weight", self.weight_quantizers, weights),
-            ("activation", self.act_quantizers, activations),
-            ("bias", self.bias_quantizers, biases),
-        ):
-            for n, b in new.items():
-                if n not in table:
-                    raise UnknownQuantizerError(f"unknown {kind} quantizer '{n}'")
-                table[n].check_bits(b, table[n].mode)
+        check_bit_changes(
+            [
+                ("weight", self.weight_quantizers, weights),
+                ("activation", self.act_quantizers, activations),
+                ("bias", self.bias_quantizers, biases),
+            ]
+        )
         for n, b in activations.items():
             self.act_quantizers[n].num_bits = b
         for n, b in weights.items():

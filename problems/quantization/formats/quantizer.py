@@ -12,7 +12,8 @@ straight-through estimator.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -119,8 +120,8 @@ class TensorQuantizer(nn.Module):
                 known = ", ".join(f.modes)
                 raise ValueError(f"{self.label}: unknown mode {mode!r} for {f.name}; known: {known}")
 
-    def check_bits(self, num_bits: int, mode: str, fmt: NumberFormat | None = None) -> int:
-        """The validated bit width for a mode (and format: default the current), or BitsError
+    def check_bits(self, num_bits: int, mode: str | None = None, fmt: NumberFormat | None = None) -> int:
+        """The validated bit width for a mode and format (default: the current ones), or BitsError
         naming this quantizer."""
         try:
             b = operator.index(num_bits)
@@ -128,7 +129,7 @@ class TensorQuantizer(nn.Module):
             raise BitsError(f"{self.label}: num_bits must be an integer, got {num_bits!r}") from None
         if not 1 <= b <= 32:
             raise BitsError(f"{self.label}: num_bits must be in 1..32, got {b}")
-        fmt = fmt or self._format
+        fmt, mode = fmt or self._format, mode or self._mode
         low = fmt.min_bits(mode)
         if b < low:
             what = "asymmetric" if mode == "asymmetric" and fmt.name == "affine" else f"{mode} {fmt.name}"
@@ -278,3 +279,13 @@ def _straight_through(x: Tensor, p: Grid) -> Tensor:
     lo, hi = p.clip
     mask = ((x.detach() >= lo) & (x.detach() <= hi)).to(x.dtype)
     return y + (x - x.detach()) * mask
+
+
+def check_bit_changes(changes: Iterable[tuple[str, Mapping[str, Any], Mapping[str, int]]]) -> None:
+    """Every (kind, quantizers, {name: bits}) checked before a model changes anything: an unknown
+    name or invalid bits raise, naming the quantizer (each quantizer's `check_bits`)."""
+    for kind, table, new in changes:
+        for n, b in new.items():
+            if n not in table:
+                raise UnknownQuantizerError(f"unknown {kind} quantizer '{n}'")
+            table[n].check_bits(b)
