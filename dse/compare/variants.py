@@ -18,7 +18,6 @@ from pathlib import Path
 from dse.compare.runs import CompareResult, compare_runs, resolve_algorithms, run_config
 from dse.core.config import ExperimentConfig, apply_overrides, folder_name, parse_config
 from dse.core.errors import ConfigError, DseError
-from dse.results.rundata import load_run
 
 #: what every variant shares: what is measured and how the runs are made
 SHARED = ("objectives", "constraints", "algorithm", "compare", "experiment", "output")
@@ -83,7 +82,7 @@ def run_variants(
     changed = {k.split(".")[0] for changes in cfg.compare.variants.values() for k in changes}
     target_spec = cfg.compare.target if target is None else target
     return compare_runs(
-        [load_run(r.run_dir) for r in runs],
+        runs,  # each variant's comparison has read its runs already
         out_dir,
         target=target_spec,
         skipped=skipped,

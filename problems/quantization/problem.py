@@ -241,9 +241,9 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
 
     def apply(self, bits: Mapping[str, int]) -> None:
         """Set every quantizer's bits (and searched weight formats) in place (no rebuild, no copy)."""
-        formats = {u[2:]: self.format_names[i] for u, i in bits.items() if u.startswith(FORMAT)}
-        if len(self.format_names) > 1:
-            self.qmodel.set_formats(formats)
+        if len(self.format_names) > 1:  # search_space.formats
+            names = self.format_names
+            self.qmodel.set_formats({u[2:]: names[i] for u, i in bits.items() if u.startswith(FORMAT)})
         self.qmodel.set_bits(
             weights={u[2:]: b for u, b in bits.items() if u.startswith(WEIGHT)},
             activations={u[2:]: b for u, b in bits.items() if u.startswith(ACT)},
