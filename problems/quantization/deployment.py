@@ -49,6 +49,8 @@ class DeploymentHooks:
         cfg: QuantizationConfig = self.cfg  # type: ignore[attr-defined]
         weights = Path(checkpoint) if checkpoint is not None else baseline_file(cfg)
         q = cfg.quantization
+        # the bits and formats of `values` first: `deployed` copies the weight quantizers as they are
+        self.apply(self.unit_bits(values))  # type: ignore[attr-defined]
         per_channel = q.weights.per_channel and q.format == "affine"
         return {
             "default_quantization_dtype": f"int{q.weight_bits}",

@@ -20,21 +20,18 @@ KINDS = {"w:": "weight", "a:": "output", "b:": "bias"}
 
 
 def describe(problem: Any, values: Mapping[str, int], deployed: Any) -> list[dict[str, Any]]:
-    """mpq.json `layers` for `values`, with the ranges `deployed` quantizes with."""
-    problem.apply(problem.unit_bits(values))
+    """mpq.json `layers` for `values`, with the ranges `deployed` quantizes with (built after
+    `problem.apply(values)`: its quantizers are copies, in the formats in use when it was built)."""
     setter = {unit: var for var, members in problem._members.items() for unit in members}
     tables = {"w:": deployed.weight_quantizers, "a:": deployed.act_quantizers, "b:": deployed.bias_quantizers}
+    modules = dict(deployed.model.named_modules())
     layers = []
     for unit, bits in problem.unit_bits(values).items():
         prefix, module = unit[:2], unit[2:]
         if prefix not in tables:  # a weight's format ('f:'): its quantizer's entry says it
             continue
         q = tables[prefix][module]
-        kind = (
-            "input"
-            if prefix == "a:" and module not in dict(deployed.model.named_modules())
-            else KINDS[prefix]
-        )
+        kind = "input" if prefix == "a:" and module not in modules else KINDS[prefix]
         layers.append(
             {
                 "name": unit,

@@ -98,3 +98,11 @@ def test_sizes_ask_each_weights_format_what_a_value_costs(mixed, monkeypatch):
     one = mixed.evaluate({**values, "f:l1": 1, "f:fc": 0}, ["weight_bits"])["weight_bits"]
     fc1 = (64 * 16) * 4  # mlp on 8x8 digits: fc1 is 64 -> 16, at 4 bits
     assert one == affine["weight_bits"] + fc1
+
+
+def test_mpq_json_describes_the_formats_of_the_configuration_asked_for(mixed):
+    values = {"l1": 4, "w:fc": 4, "f:l1": 1, "f:fc": 0}
+    mixed.evaluate({**values, "f:l1": 0, "f:fc": 1}, ["qerror"])  # the model is left in other formats
+    layers = {layer["name"]: layer for layer in mixed.describe_quantizers(values)["layers"]}
+    assert layers["w:fc1"]["format"] == "fixed_point" and "fraction_length" in layers["w:fc1"]
+    assert layers["w:fc"]["format"] == "affine" and "fraction_length" not in layers["w:fc"]
