@@ -82,11 +82,12 @@ class Ilp(Algorithm):
             infos.append(
                 {"budget": float(budget), f"predicted_{cost}": size, f"predicted_{score}": predicted}
             )
-        # the solutions as one batch (a pool of workers evaluates them at once)
+        # the solutions as one batch (a pool of workers evaluates them at once); where the budget ends
+        # within it, the ones that fit still get their rows in ilp.csv
         evaluated = ctx.evaluator.evaluate_batch(
-            solutions, label="ilp:solution", infos=infos, phase="solution"
+            solutions, label="ilp:solution", infos=infos, phase="solution", partial=True
         )
-        for values, info, ev in zip(solutions, infos, evaluated, strict=True):
+        for values, info, ev in zip(solutions, infos, evaluated):  # evaluated: a prefix
             measured = {
                 m: ev.metrics.get(m, math.nan) if ev.ok else math.nan
                 for m in dict.fromkeys([score, "accuracy"])

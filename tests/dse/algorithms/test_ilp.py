@@ -54,6 +54,15 @@ def test_budget_too_small_for_the_sensitivities(tmp_path):
     assert len(res.evaluations) == 5 and table(res, "ilp.csv").empty
 
 
+def test_the_solutions_that_fit_the_budget_stay_in_ilp_csv(tmp_path):
+    res = run_toy(tmp_path, "ilp", budget=17 + 3)  # the table, then 3 of the 10 solutions
+    ilp, evals = table(res, "ilp.csv"), table(res, "evaluations.csv")
+    assert len(evals) == 20 and res.summary["status"] == "budget_spent"
+    new = evals[evals.label == "ilp:solution"]
+    assert len(new) == 3 and set(new.eval_id) <= set(ilp.eval_id)
+    assert list(ilp.budget) == sorted(ilp.budget) and len(ilp) < 10
+
+
 def test_solve_matches_brute_force_on_random_knapsacks():
     rng = np.random.default_rng(3)
     for _ in range(30):
