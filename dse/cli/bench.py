@@ -15,6 +15,7 @@ from typing import Any
 from dse.cli.common import add_execution_overrides, add_set_argument
 from dse.core.config import load_config
 from dse.core.errors import DseError
+from dse.run.executor import run_metrics
 from dse.run.setup import build_setup
 from dse.run.throughput import measure_throughput, search_tasks
 from dse.run.workers import check_execution
@@ -87,8 +88,7 @@ def _throughput(
     8 configurations per worker at least, so that every worker stays busy for a while."""
     extra = max(0, 8 * args.workers - len(candidates))
     configurations = candidates + [setup.space.decode(g) for g in setup.space.random(rng, extra)]
-    metrics = [*setup.objectives.names, *setup.constraint.metrics, *sorted(setup.problem.COST_METRICS)]
-    tasks = search_tasks(configurations, list(dict.fromkeys(metrics)), {})
+    tasks = search_tasks(configurations, run_metrics(setup.problem, setup.objectives, setup.constraint), {})
     backends = ["local", "ray"] if cfg.execution.backend == "ray" else ["local"]
     rows = measure_throughput(cfg, setup.problem, tasks, args.workers, backends, args.repeats)
     return {"throughput_configurations": len(tasks), "throughput": [r.as_dict() for r in rows]}
@@ -113,9 +113,7 @@ def print_result(result: dict[str, Any]) -> None:
             "rejected early)"
         )
     if "throughput" in result:
-        print(
-            f"throughput ({result['throughput_configurations']} configurations, early rejection as in a run):"
-        )
+        print(f"throughput ({result['throughput_configurations']} configurations, full evaluations):")
         for r in result["throughput"]:
             rss = ", ".join(f"{m:.0f}" for m in r["rss_mib_per_worker"])
             print(

@@ -23,8 +23,8 @@ from dse.core.files import write_csv, write_json, write_text
 from dse.core.registry import ALGORITHMS
 from dse.results.rundata import RunData, load_run
 from dse.run.runner import run_experiment
-from dse.run.setup import Setup, algorithm_class, build_setup, get_algorithm, pin_note
-from dse.run.workers import check_execution, oversubscription_note
+from dse.run.setup import Setup, algorithm_class, build_setup, get_algorithm, start_notes
+from dse.run.workers import check_execution
 from dse.viz.compare_plots import draw_hv_bands, draw_overlay, hv_band_data, overlay_data
 from dse.viz.run_plots import draw_heatmap, draw_parallel, heatmap_data, parallel_data
 
@@ -78,11 +78,11 @@ def run_config(
     """Every algorithm x seed of `cfg.compare` on one shared setup (`setup`, else built here); then
     the comparison outputs. `target` (a size) replaces compare.target."""
     log = log or (lambda m: print(m, file=sys.stderr))
+    out_dir = Path(out_dir) if out_dir is not None else compare_dir(cfg)
     if cfg.compare.variants:
         from dse.compare.variants import run_variants  # it builds on this module
 
-        out = Path(out_dir) if out_dir is not None else compare_dir(cfg)
-        return run_variants(cfg, out, fresh=fresh, progress=progress, target=target, log=log)
+        return run_variants(cfg, out_dir, fresh=fresh, progress=progress, target=target, log=log)
     algorithms = resolve_algorithms(cfg.compare.algorithms, cfg.compare.aliases)
     seeds = list(dict.fromkeys(cfg.compare.seeds))
     if not seeds:
@@ -91,7 +91,6 @@ def run_config(
     if stray:
         raise ConfigError(f"compare.options.{stray[0]}: not one of the compared algorithms")
     budget = cfg.compare.budget or cfg.algorithm.budget
-    out_dir = Path(out_dir) if out_dir is not None else compare_dir(cfg)
     planned, skipped = [], []
     for algorithm in algorithms:
         for seed in seeds:
@@ -112,9 +111,8 @@ def run_config(
     if setup is not None:  # the caller's setup: its workers stay up for the caller to close
         return _run_all(cfg, planned, skipped, out_dir, setup, fresh, progress, target, log)
     setup = build_setup(cfg, progress)  # checks the problem's config first: a refusal writes nothing
-    for note in (*setup.problem.notes(), pin_note(setup.space), oversubscription_note(cfg)):
-        if note:
-            log(note)
+    for note in start_notes(setup, cfg):
+        log(note)
     try:  # one worker pool for every run of the comparison
         return _run_all(cfg, planned, skipped, out_dir, setup, fresh, progress, target, log)
     finally:

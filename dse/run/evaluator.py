@@ -32,7 +32,7 @@ from dse.core.evaluation import Evaluation, Kind
 from dse.core.objectives import Constraint, Objectives
 from dse.core.problem import Problem
 from dse.core.space import SearchSpace
-from dse.run.executor import Executor, InProcess, Outcome, Task
+from dse.run.executor import Executor, InProcess, Outcome, Task, run_metrics
 from dse.run.journal import Journal
 from dse.run.memo import Memo, share, shared
 
@@ -55,7 +55,6 @@ class Evaluator:
         early_reject: bool = True,
         executor: Executor | None = None,
     ) -> None:
-        self.problem = problem
         self.executor = executor if executor is not None else InProcess(problem)
         self.space = space
         self.objectives = objectives
@@ -66,8 +65,7 @@ class Evaluator:
         self.on_result = on_result
         # Shared across the runs of one comparison: key -> the first successful evaluation of that config.
         self.memo = memo
-        cost = set(problem.COST_METRICS)
-        self.metrics = list(dict.fromkeys([*objectives.names, *constraint.metrics, *sorted(cost)]))
+        self.metrics = run_metrics(problem, objectives, constraint)
         # {metric: limit} given to every evaluation that need not be exact; empty: none is rejected
         self.limits = constraint.reject_limits(problem, early_reject)
         self._search: dict[tuple[int, ...], Evaluation] = {}
@@ -118,7 +116,7 @@ class Evaluator:
 
         `exact`: never rejected early (the algorithm reads the scores of infeasible configurations).
         """
-        batch = [self.space.complete(self.space.decode(self.space.clip(g))) for g in genomes]
+        batch = [self.space.decode(self.space.clip(g)) for g in genomes]  # completed by decode
         return self.evaluate_batch(batch, label, exact=exact, **info)
 
     def evaluate_batch(

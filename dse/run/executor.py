@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from dse.core.objectives import Constraint, Objectives
 from dse.core.problem import Problem, Rejected
 
 
@@ -32,6 +33,12 @@ class Task:
     #: {metric: limit}: the evaluation may stop once the metric is proven worse (empty: exact)
     reject_worse_than: Mapping[str, float] = field(default_factory=dict)
     timeout: float | None = None
+
+
+def run_metrics(problem: Problem, objectives: Objectives, constraint: Constraint) -> list[str]:
+    """The metrics every task of a run asks for: its objectives, the constrained metric and every cost
+    metric of the problem (cheap, and the tables show them all)."""
+    return list(dict.fromkeys([*objectives.names, *constraint.metrics, *sorted(problem.COST_METRICS)]))
 
 
 @dataclass

@@ -52,10 +52,6 @@ class RayWorker:
 
         return int(psutil.Process().memory_info().rss)
 
-    def close(self) -> None:
-        if self.problem is not None:
-            self.problem.close()
-
 
 def _ray() -> Any:
     try:

@@ -20,8 +20,8 @@ from dse.results.rundata import load_run
 from dse.run.evaluator import Evaluator
 from dse.run.journal import JOURNAL_NAME, Journal
 from dse.run.rundir import check_run_dir, move_aside, open_run_dir, roll_back, topmost_missing
-from dse.run.setup import Setup, build_setup, get_algorithm, pin_note
-from dse.run.workers import check_execution, oversubscription_note
+from dse.run.setup import Setup, build_setup, get_algorithm, start_notes
+from dse.run.workers import check_execution
 from dse.viz.run_plots import write_run_plots
 
 
@@ -48,8 +48,8 @@ def run_experiment(
     if setup is not None:  # a comparison builds its setup (and its workers) once, and closes them
         return _run(cfg, algorithm, run_dir, setup, fresh=fresh, progress=progress, start=start)
     setup = build_setup(cfg, progress)
-    for note in (*setup.problem.notes(), pin_note(setup.space), oversubscription_note(cfg)):
-        if note and progress:
+    if progress:
+        for note in start_notes(setup, cfg):
             print(note, file=sys.stderr)
     try:
         return _run(cfg, algorithm, run_dir, setup, fresh=fresh, progress=progress, start=start)

@@ -16,7 +16,7 @@ from dse.core.registry import ALGORITHMS, PROBLEMS
 from dse.core.space import SearchSpace, cost_free
 from dse.indicators.normalization import Normalization, normalization_for
 from dse.run.executor import Executor
-from dse.run.workers import make_executor
+from dse.run.workers import make_executor, oversubscription_note
 
 
 @dataclass
@@ -84,6 +84,13 @@ def pin_cost_free(problem: Problem, objectives: Objectives, constraint: Constrai
             "to trade; add a cost objective they change or set search_space.pin_cost_free: false"
         )
     return {v.name: v.choices[-1] for v in problem.variables if v.name in free}
+
+
+def start_notes(setup: Setup, cfg: ExperimentConfig) -> list[str]:
+    """The lines a run or a comparison starts with: the problem's own notes, the pinned variables,
+    and an oversubscribed machine."""
+    notes = (*setup.problem.notes(), pin_note(setup.space), oversubscription_note(cfg))
+    return [n for n in notes if n]
 
 
 def pin_note(space: SearchSpace, shown: int = 4) -> str | None:

@@ -72,7 +72,8 @@ def measure_throughput(
             try:
                 for backend in backends:
                     executors[backend] = _executor(cfg, problem, backend, k)
-                    executors[backend].run(tasks)  # warm-up: workers started, caches filled
+                    if not isinstance(executors[backend], InProcess):  # "alone" is warm already
+                        executors[backend].run(tasks)  # warm-up: workers started, caches filled
                 seconds: dict[str, list[float]] = {b: [] for b in ["alone", *executors]}
                 for _ in range(repeats):
                     for name, ex in [("alone", alone), *executors.items()]:
@@ -98,9 +99,8 @@ def measure_throughput(
 
 
 def _executor(cfg: ExperimentConfig, problem: Problem, backend: str, workers: int) -> Executor:
-    execution = cfg.execution.model_copy(update={"backend": backend, "address": cfg.execution.address})
-    if backend == "local":
-        execution = execution.model_copy(update={"address": None})
+    address = cfg.execution.address if backend == "ray" else None
+    execution = cfg.execution.model_copy(update={"backend": backend, "address": address})
     return make_executor(cfg.model_copy(update={"execution": execution}), problem, workers)
 
 

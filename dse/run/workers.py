@@ -32,7 +32,6 @@ class WorkerSpec:
     problem: str  # the registered problem name (experiment.problem)
     config_class: str  # 'module:QualName' of the problem's config class
     problem_class: str  # 'module:QualName' of the problem class
-    threads: int | None = None  # torch threads of this worker (None: the config's execution.threads)
     sys_path: list[str] = field(default_factory=list)  # where the driver found its modules
 
 
@@ -40,14 +39,13 @@ def _path(obj: type) -> str:
     return f"{obj.__module__}:{obj.__qualname__}"
 
 
-def worker_spec(cfg: ExperimentConfig, threads: int | None = None) -> WorkerSpec:
+def worker_spec(cfg: ExperimentConfig) -> WorkerSpec:
     name = cfg.experiment.problem
     return WorkerSpec(
         config=cfg.model_dump(mode="json"),
         problem=name,
         config_class=_path(PROBLEMS.config_class(name)),
         problem_class=_path(PROBLEMS.problem_class(name)),
-        threads=threads,
         sys_path=[p for p in sys.path if p],
     )
 
@@ -59,10 +57,7 @@ def build_problem(spec: WorkerSpec) -> Problem:
             sys.path.insert(0, p)
     if spec.problem not in PROBLEMS:
         PROBLEMS.register(spec.problem, (spec.config_class, spec.problem_class))  # type: ignore[arg-type]
-    raw = dict(spec.config)
-    if spec.threads is not None:
-        raw["execution"] = {**raw.get("execution", {}), "threads": spec.threads}
-    cfg = parse_config(raw, source="worker config")
+    cfg = parse_config(dict(spec.config), source="worker config")
     problem: Problem = PROBLEMS.problem_class(spec.problem).from_config(cfg, progress=False)
     return problem
 
@@ -118,4 +113,5 @@ def make_executor(cfg: ExperimentConfig, problem: Problem, workers: int | None =
         return RayPool(worker_spec(cfg), n, cfg.execution)
     from dse.run.pool import ProcessPool
 
-    return ProcessPool(worker_spec(cfg, worker_threads(cfg)), n)
+    threads = cfg.execution.model_copy(update={"threads": worker_threads(cfg)})
+    return ProcessPool(worker_spec(cfg.model_copy(update={"execution": threads})), n)
