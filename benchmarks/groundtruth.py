@@ -80,11 +80,11 @@ def table(c: Comparison, truth: RunData) -> pd.DataFrame:
     )
     quality = truth.axes[1]
     top = max(e.metrics[quality] for e in truth.front)
-    tops = sum(e.feasible and e.metrics[quality] >= top for e in truth.evaluations)
     n = len(truth.evaluations)
     # what a search reaches that finds everything but those few: read a share just under it as the
     # whole front found but them (here: a validation-noise outlier no search can aim for)
     rest = [e for e in truth.evaluations if not (e.feasible and e.metrics[quality] >= top)]
+    tops = n - len(rest)
     cap = hypervolume(rest, truth.objectives, c.norm) / best
     print(
         f"its best {quality} ({top:.6g}) is reached by {tops} of the {n} configurations; "

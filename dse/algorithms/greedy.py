@@ -175,20 +175,17 @@ class _Run:
 
         def measure(*names: str) -> None:
             """Probe each variable one step lower than now (one batch): its accuracy lost per size saved."""
-            probes: dict[str, dict[str, int]] = {}
+            probes: dict[str, tuple[dict[str, int], float]] = {}  # name -> (configuration, size saved)
             for name in names:
                 entries.pop(name, None)
                 lower = self.lower(current, name)
-                if lower is not None and self.size(current) - self.size(lower) > 0:  # else: saves nothing
-                    probes[name] = lower
-            batch = [probes[n] for n in probes]
-            for name, probe in zip(
-                probes,
-                self.evaluate_many(batch, "fine-probe", [{"variable": n} for n in probes]),
-                strict=False,
-            ):
+                saved = self.size(current) - self.size(lower) if lower is not None else 0.0
+                if saved > 0:  # else: saves nothing
+                    probes[name] = (lower, saved)
+            batch = [lower for lower, _ in probes.values()]
+            evaluated = self.evaluate_many(batch, "fine-probe", [{"variable": n} for n in probes])
+            for (name, (_, saved)), probe in zip(probes.items(), evaluated, strict=True):
                 if self.accuracy(probe) >= self.floor:
-                    saved = self.size(current) - self.size(probes[name])
                     entries[name] = (self.accuracy(ev) - self.accuracy(probe)) / saved
 
         measure(*self.vars)

@@ -21,13 +21,11 @@ ones early would make it take another path.
 
 from __future__ import annotations
 
-from collections.abc import Set
-
 import numpy as np
 
 from dse.algorithms.base import SearchContext
 from dse.core.evaluation import Evaluation
-from dse.indicators.pareto import non_dominated
+from dse.indicators.pareto import pareto_front
 
 LABEL = "local_search"
 Genome = tuple[int, ...]
@@ -50,15 +48,6 @@ def genome(ctx: SearchContext, ev: Evaluation) -> Genome:
     return tuple(int(g) for g in ctx.space.encode(ev.values))
 
 
-def front_genomes(ctx: SearchContext, evals: list[Evaluation]) -> list[Genome]:
-    """Genomes of the non-dominated feasible evaluations, by eval_id; ties all kept (configurations
-    with equal objectives are each a place to search from)."""
-    pool = [e for e in evals if e.ok and e.feasible]
-    if not pool:
-        return []
-    return [genome(ctx, pool[i]) for i in sorted(non_dominated(ctx.objectives.matrix(pool)))]
-
-
 def neighbours(point: Genome, upper: np.ndarray) -> list[Genome]:
     """The genomes one gene one choice away from `point`, within 0..upper."""
     out = []
@@ -74,20 +63,16 @@ def candidates(ctx: SearchContext) -> list[Genome]:
     evals = handed(ctx)
     seen = {genome(ctx, e) for e in evals}
     found: dict[Genome, None] = {}
-    for point in front_genomes(ctx, evals):
+    # ties all kept: configurations with equal objectives are each a place to search from
+    for point in (genome(ctx, e) for e in pareto_front(evals, ctx.objectives, distinct=False)):
         for n in neighbours(point, ctx.space.upper):
             if n not in seen:
                 found.setdefault(n)
     return list(found)
 
 
-def local_search_picks(
-    ctx: SearchContext,
-    n: int,
-    rng: np.random.Generator,
-    exclude: Set[Genome] = frozenset(),
-) -> list[Genome]:
-    """Up to `n` of the front's unevaluated neighbours (not in `exclude`), drawn in an order set by
-    `rng`: from all the front's points at once, so that both of its ends move."""
-    todo = [g for g in candidates(ctx) if g not in exclude]
+def local_search_picks(ctx: SearchContext, n: int, rng: np.random.Generator) -> list[Genome]:
+    """Up to `n` of the front's unevaluated neighbours, drawn in an order set by `rng`: from all the
+    front's points at once, so that both of its ends move."""
+    todo = candidates(ctx)
     return [todo[i] for i in rng.permutation(len(todo))[: max(n, 0)]]

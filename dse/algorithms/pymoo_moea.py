@@ -164,7 +164,7 @@ class PymooMOEA(Algorithm):
             evals = ctx.evaluator.evaluate(X)
             if share and algorithm.is_initialized:  # from the second generation: a front to search
                 credit += len(pop) * share / (1 - share)  # neighbours / (offspring + neighbours) = share
-                picks = local_search_picks(ctx, int(credit), rng, exclude={tuple(x) for x in X})
+                picks = local_search_picks(ctx, int(credit), rng)
                 credit -= int(credit)
                 if picks:
                     evals += ctx.evaluator.evaluate(picks, label=LOCAL_SEARCH_LABEL)
