@@ -27,8 +27,8 @@ def build_quantized_model(cfg: QuantizationConfig, model: nn.Module, calib: Tens
     ranges must not depend on the machine): a `QuantizedModel`, or with `backend: modelopt` a
     `ForeignQuantizedModel` (also the user's model as is, where it already holds TensorQuantizers)."""
     q = cfg.quantization
+    batches = [calib[i : i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
     if q.backend == "modelopt":
-        batches = [calib[i : i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
         return modelopt_quantized(
             model,
             batches,
@@ -62,10 +62,7 @@ def build_quantized_model(cfg: QuantizationConfig, model: nn.Module, calib: Tens
         quantize_biases=q.fixed_point.biases,
         weight_params=q.weights.params,
     )
-    bs = CALIBRATION_BATCH
-    qmodel.calibrate(
-        (calib[i : i + bs] for i in range(0, len(calib), bs)), min_samples=cfg.data.min_calib_samples
-    )
+    qmodel.calibrate(batches, min_samples=cfg.data.min_calib_samples)
     return qmodel
 
 

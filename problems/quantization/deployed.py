@@ -71,16 +71,6 @@ def calibrated_copies(
         if name not in tensors:
             continue
         mine = copy.deepcopy(q)
-        recalibrate(mine, tensors[name])
+        mine.calibrate_on(tensors[name])
         out[name] = mine
     return out
-
-
-@torch.no_grad()
-def recalibrate(q: TensorQuantizer, tensor: Tensor) -> None:
-    """Calibrate `q` afresh on `tensor` (an all-zero weight is exact at any bits)."""
-    bits = q.num_bits
-    q.begin_calibration()
-    q(tensor.detach())
-    q.end_calibration(allow_zero=True)
-    q.num_bits = bits

@@ -17,7 +17,7 @@ from problems.quantization.deployed import DeployedModel
 from problems.quantization.export_onnx import export
 from problems.quantization.finetune import finetune, trained_model
 from problems.quantization.mpq import describe
-from problems.quantization.zoo.training import baseline_key
+from problems.quantization.zoo.training import baseline_key, baseline_path
 
 
 def baseline_file(cfg: QuantizationConfig) -> Path:
@@ -25,7 +25,7 @@ def baseline_file(cfg: QuantizationConfig) -> Path:
     if cfg.model.checkpoint is not None:
         return Path(cfg.model.checkpoint)
     key, _ = baseline_key(cfg.model, cfg.data, cfg.training, cfg.data.seed)
-    return cfg.output.root / ".cache" / "baselines" / f"{key}.pt"
+    return baseline_path(cfg.output.root / ".cache", key)
 
 
 class DeploymentHooks:

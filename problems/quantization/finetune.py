@@ -57,8 +57,7 @@ def finetune(
     )
     tuner = _tuner(section.tuner) if section.tuner else None
     bits = problem.unit_bits(values)
-    before = measure(problem, values, None)
-    problem.apply(bits)
+    before = measure(problem, values, None)  # applies `values`: QATModel copies the quantizers so
     steps = -(-len(problem.engine.splits.train) // section.batch_size)  # one epoch
     seed = section.seed if section.seed is not None else cfg.data.seed
     seed_everything(seed)

@@ -35,6 +35,7 @@ from dse.core.errors import DseError
 from problems.quantization.deployed import DeployedModel
 from problems.quantization.formats.affine import QParams
 from problems.quantization.formats.quantizer import TensorQuantizer
+from problems.quantization.placement import require_layer_weights
 from problems.quantization.qmodel import INPUT
 
 OPSET = 21
@@ -133,10 +134,10 @@ class GraphBuilder:
         if p.binary:
             ints = torch.where(w64 >= 0, 1.0, -1.0)
         else:
-            inv = _tensor(p.inv_scale, w64)
-            ints = (w64 * inv).round().clamp(_tensor(p.qmin, w64), _tensor(p.qmax, w64))
+            inv = _tensor(p.inv_scale)
+            ints = (w64 * inv).round().clamp(_tensor(p.qmin), _tensor(p.qmax))
         dtype, _, _ = container(max(q.num_bits, 2), True)
-        scale = np.asarray(_tensor(p.scale, w64).reshape(-1).float().numpy(), dtype=np.float32)
+        scale = np.asarray(_tensor(p.scale).reshape(-1).float().numpy(), dtype=np.float32)
         attrs = {}
         if scale.size > 1:
             attrs["axis"] = 0
@@ -148,18 +149,14 @@ class GraphBuilder:
         return self.node("DequantizeLinear", [data, s, z], base, **attrs)
 
 
-def _tensor(v: Any, like: torch.Tensor) -> torch.Tensor:
+def _tensor(v: Any) -> torch.Tensor:
     return v.double().cpu() if isinstance(v, torch.Tensor) else torch.tensor(float(v), dtype=torch.float64)
 
 
 def build_onnx(deployed: DeployedModel, input_shape: tuple[int, ...], num_classes: int) -> onnx.ModelProto:
     """The QDQ graph of `deployed` at its quantizers' current bits (input "input": (N, *input_shape))."""
-    others = [n for n, s in deployed.weight_sites.items() if s.use != "layer"]
-    if others:  # an Embedding's, ConvTranspose's or attention's weight: no translation below
-        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
-        raise DseError(
-            f"export: Conv1d/Conv2d/Linear weights only, not the quantized weight '{others[0]}'{more}"
-        )
+    # an Embedding's, ConvTranspose's or attention's weight has no translation below
+    require_layer_weights(deployed.weight_sites, "export: Conv1d/Conv2d/Linear weights only")
     acts = {n: q for n, q in deployed.act_quantizers.items() if n != INPUT}
     try:
         gm = fx.GraphModule(deployed.model, _Leaves(set(acts)).trace(deployed.model))

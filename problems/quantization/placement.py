@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from dse.core.errors import DseError
 from problems.quantization.config import DEFAULT_WEIGHT_PARAMS
 from problems.quantization.formats.base import NumberFormat
 from problems.quantization.formats.quantizer import TensorQuantizer
@@ -96,6 +97,15 @@ def weight_sites(model: nn.Module, params: str | None = DEFAULT_WEIGHT_PARAMS) -
             axis = 0 if p.dim() >= 2 else None
             sites[name] = WeightSite(n, attr, axis, "attention" if attention else "unknown", n)
     return sites
+
+
+def require_layer_weights(sites: Mapping[str, WeightSite], refusal: str) -> None:
+    """One line refusing a quantized weight that is not a Conv/Linear layer's own (an Embedding's, a
+    ConvTranspose's, an attention's): `refusal` says who cannot handle it."""
+    others = [n for n, s in sites.items() if s.use != "layer"]
+    if others:
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise DseError(f"{refusal}, not the quantized weight '{others[0]}'{more}")
 
 
 def site_parameter(modules: Mapping[str, nn.Module], site: WeightSite) -> nn.Parameter:

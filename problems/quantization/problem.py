@@ -121,8 +121,7 @@ class LayerwiseQuantizationProblem(DeploymentHooks, ZooModelProblem):
         if unknown:
             raise DseError(f"--formats: unknown format {unknown[0]!r}; known: {', '.join(FORMATS.names())}")
         cfg = survey_config(cfg, formats)
-        cls.check_config(cfg)
-        problem = cls.from_config(cfg, progress=progress)
+        problem = cls.from_config(cfg, progress=progress)  # checks the config first
         try:
             return survey(problem, cfg.search_space.formats or [], bits)
         finally:

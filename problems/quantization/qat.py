@@ -25,10 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dse.core.errors import DseError
-from problems.quantization.deployed import recalibrate
 from problems.quantization.formats.quantizer import TensorQuantizer
-from problems.quantization.placement import output_hook, weight_layers
+from problems.quantization.placement import output_hook, require_layer_weights, weight_layers
 from problems.quantization.qmodel import INPUT, QuantizedModel
 
 
@@ -78,7 +76,7 @@ class QATModel(nn.Module):
         for name, layer in self.layers.items():
             bn = self.bns[name]
             w = layer.weight if bn is None else layer.weight * fold_factor(bn, layer.weight)
-            recalibrate(self.weight_quantizers[name], w)
+            self.weight_quantizers[name].calibrate_on(w)
 
     def float_state(self) -> dict[str, Tensor]:
         """The trained float weights (BatchNorm unfolded), on the CPU: what `model.pt` holds."""
@@ -89,13 +87,10 @@ def check_trainable(qmodel: QuantizedModel) -> None:
     """One line refusing weights this training cannot fake-quantize: it replaces the forward of each
     Conv/Linear layer, so a weight read elsewhere (an Embedding's, a ConvTranspose's, an attention's
     projections, out_proj included, which the attention never calls) would train float unseen."""
-    others = [n for n, s in qmodel.weight_sites.items() if s.use != "layer"]
-    if others:
-        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
-        raise DseError(
-            "dse finetune: quantization-aware training covers the weights of Conv1d/Conv2d/Linear "
-            f"layers only, not the quantized weight '{others[0]}'{more}"
-        )
+    require_layer_weights(
+        qmodel.weight_sites,
+        "dse finetune: quantization-aware training covers the weights of Conv1d/Conv2d/Linear layers only",
+    )
 
 
 def fold_factor(bn: nn.Module, like: Tensor) -> Tensor:

@@ -140,13 +140,9 @@ class QuantizedModel(nn.Module):
         try:
             self._collect(batches, min_samples)
             for n, q in self.weight_quantizers.items():
-                q.begin_calibration()
-                q(self._store.float_weights[n])
-                q.end_calibration(allow_zero=True)  # an all-zero weight is exact at any bits
+                q.calibrate_on(self._store.float_weights[n])
             for n, q in self.bias_quantizers.items():
-                q.begin_calibration()
-                q(self._float_biases[n])
-                q.end_calibration(allow_zero=True)
+                q.calibrate_on(self._float_biases[n])
             self.calibrated = True
         finally:
             self._float = False

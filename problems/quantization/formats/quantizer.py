@@ -199,6 +199,14 @@ class TensorQuantizer(nn.Module):
             raise CalibrationError(f"{self.label} calibrated to amax 0 ({why})")
         self._refresh()
 
+    @torch.no_grad()
+    def calibrate_on(self, tensor: Tensor) -> None:
+        """Calibrate afresh on one tensor, e.g. a weight, whose range is a function of it alone (an
+        all-zero weight is exact at any bits)."""
+        self.begin_calibration()
+        self(tensor.detach())
+        self.end_calibration(allow_zero=True)
+
     def set_amax(self, amax: Tensor | float, amin: Tensor | float | None = None) -> None:
         """Use a fixed range for every bit width (tests, imported ranges). amin: asymmetric only."""
         hi = torch.as_tensor(amax, dtype=torch.float32)

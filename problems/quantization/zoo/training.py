@@ -168,6 +168,11 @@ def baseline_key(
     return hashlib.sha256(text.encode()).hexdigest(), json.loads(text)
 
 
+def baseline_path(cache_root: Path, key: str) -> Path:
+    """Where the baseline of `key` (`baseline_key`) is cached; its metadata sits beside it (.json)."""
+    return Path(cache_root) / "baselines" / f"{key}.pt"
+
+
 def cached_baseline(
     model_cfg: ModelSection,
     data_cfg: DataSection,
@@ -182,8 +187,8 @@ def cached_baseline(
     else trained (seeded) and stored. `info` has the accuracies, `key`, `path` and `cached`
     (True when loaded from the cache)."""
     key, payload = baseline_key(model_cfg, data_cfg, training_cfg, seed)
-    folder = Path(cache_root) / "baselines"
-    pt, meta = folder / f"{key}.pt", folder / f"{key}.json"
+    pt = baseline_path(cache_root, key)
+    folder, meta = pt.parent, pt.with_suffix(".json")
 
     torch.manual_seed(seed)  # deterministic initialisation
     model = build()
