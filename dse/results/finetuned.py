@@ -31,8 +31,6 @@ class Finetuned:
     size: float
     before: float
     after: float
-    test_before: float | None
-    test_after: float | None
 
 
 def load_finetuned(run: RunData) -> list[Finetuned]:
@@ -48,8 +46,6 @@ def load_finetuned(run: RunData) -> list[Finetuned]:
                     float(data["weight_bits"]),
                     float(data["before"]["val_accuracy"]),
                     float(data["after"]["val_accuracy"]),
-                    data["before"].get("test_accuracy"),
-                    data["after"].get("test_accuracy"),
                 )
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -65,8 +61,3 @@ def front_of(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
             out.append((size, acc))
             best = acc
     return out
-
-
-def smallest_within(front: list[tuple[float, float]], floor: float) -> float | None:
-    """The smallest size on `front` whose accuracy is at least `floor` (None: none is)."""
-    return next((s for s, a in front if a >= floor), None)
